@@ -1,0 +1,210 @@
+"""Frozen config dataclasses: field docstrings become CLI help; configs round-trip through JSON.
+
+A config is a ``@dataclass(frozen=True)`` whose fields each carry a one-line docstring written on the
+line after the field (the attribute-docstring convention). :func:`add_config_arguments` turns such a
+class into ``argparse`` options, :func:`config_from_namespace` builds the instance back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import enum
+import functools
+import inspect
+import itertools
+import textwrap
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+C = TypeVar("C")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Return ``{field: docstring}`` read from the attribute docstrings in the class source."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for prev, node in itertools.pairwise(body):
+            if (
+                isinstance(prev, ast.AnnAssign)
+                and isinstance(prev.target, ast.Name)
+                and isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                docs[prev.target.id] = " ".join(node.value.value.split())
+    return docs
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _scalar_parser(tp: Any, name: str) -> tuple[Any, list[str] | None]:
+    """Return (callable converting a string, choices) for a scalar annotation."""
+    if get_origin(tp) is Literal:
+        choices = [str(c) for c in get_args(tp)]
+        kinds = {type(c) for c in get_args(tp)}
+        conv = kinds.pop() if len(kinds) == 1 else str
+        return conv, choices
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp, [m.value for m in tp]
+    if tp in (int, float, str):
+        return tp, None
+    if tp is Path:
+        return Path, None
+    raise TypeError(f"config field {name!r}: unsupported type {tp!r} for the command line")
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    positional: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+) -> None:
+    """Add one ``--field-name`` option per field of the config dataclass ``cls``.
+
+    Args:
+        parser: the parser to extend.
+        cls: a dataclass whose fields have attribute docstrings.
+        positional: fields taken as positional arguments instead of options.
+        skip: fields not exposed on the command line.
+
+    """
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp, optional = _unwrap_optional(hints[f.name])
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
+        help_text = docs.get(f.name, "")
+        if has_default and default is not None and not isinstance(default, bool):
+            shown = " ".join(map(str, default)) if isinstance(default, tuple | list) else default
+            help_text += f" (default: {shown})"
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+        origin = get_origin(tp)
+        if tp is bool:
+            kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
+            if f.name not in positional:
+                flag = "--" + f.name.replace("_", "-")
+                parser.add_argument(flag, default=default, **kwargs)
+                parser.add_argument(
+                    "--no-" + f.name.replace("_", "-"),
+                    dest=f.name,
+                    action="store_false",
+                    help=argparse.SUPPRESS,
+                )
+                continue
+        elif origin in (tuple, list):
+            inner = [a for a in get_args(tp) if a is not Ellipsis]
+            conv, choices = _scalar_parser(inner[0] if inner else str, f.name)
+            kwargs.update(type=conv, nargs="+" if not has_default or default else "*")
+            if choices:
+                kwargs["choices"] = choices
+        else:
+            conv, choices = _scalar_parser(tp, f.name)
+            kwargs["type"] = conv
+            if choices:
+                kwargs["choices"] = choices
+            if optional:
+                kwargs["metavar"] = f.name.upper()
+        if f.name in positional:
+            kwargs.pop("dest")
+            if has_default:
+                kwargs["nargs"] = "?" if kwargs.get("nargs") is None else "*"
+                kwargs["default"] = default
+            parser.add_argument(f.name, **kwargs)
+        else:
+            flag = "--" + f.name.replace("_", "-")
+            if has_default:
+                kwargs["default"] = default
+            else:
+                kwargs["required"] = True
+            parser.add_argument(flag, **kwargs)
+
+
+def config_from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
+    """Build a config instance from parsed arguments (lists become tuples where the field is a tuple)."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init or not hasattr(ns, f.name):
+            continue
+        value = getattr(ns, f.name)
+        tp, _ = _unwrap_optional(hints[f.name])
+        if isinstance(value, list) and get_origin(tp) is tuple:
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (possibly nested) config dataclass; enums become their values."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, enum.Enum):
+            return v.value
+        if isinstance(v, tuple | list):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return conv(cfg)  # type: ignore[no-any-return]
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config from :func:`config_to_dict` output; unknown keys raise a ``ValueError``."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        tp, _ = _unwrap_optional(hints[key])
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            value = config_from_dict(tp, value)  # type: ignore[arg-type]
+        elif get_origin(tp) is tuple and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum) and value is not None:
+            value = tp(value)
+        values[key] = value
+    return cls(**values)

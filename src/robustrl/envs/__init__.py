@@ -1,0 +1,10 @@
+"""Batched environments on torch tensors: native classic-control envs and a Gymnasium adapter.
+
+``make_env(env_id, num_envs)`` returns a :class:`~robustrl.envs.base.VecEnv`; ``list_envs()`` lists the ids,
+their physical parameters and return floors. See ``docs/envs.md``.
+"""
+
+from robustrl.envs.base import ParamValue, StepResult, VecEnv
+from robustrl.envs.registry import NATIVE_ENVS, EnvInfo, list_envs, make_env
+
+__all__ = ["NATIVE_ENVS", "EnvInfo", "ParamValue", "StepResult", "VecEnv", "list_envs", "make_env"]

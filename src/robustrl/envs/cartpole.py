@@ -1,0 +1,124 @@
+"""CartPole-v1 as a batched torch env, step for step equal to Gymnasium 1.x's ``CartPoleEnv``.
+
+Barto, Sutton & Anderson (1983), "Neuronlike adaptive elements that can solve difficult learning control
+problems"; Gymnasium's Euler integration, thresholds and reward (+1 on every step, the terminating one
+included), TimeLimit 500.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robustrl.envs.native import NativeVecEnv, ParamSpec
+
+TAU = 0.02
+"""Seconds between state updates."""
+X_THRESHOLD = 2.4
+"""|x| beyond which the episode terminates (m)."""
+THETA_THRESHOLD = 12 * 2 * math.pi / 360
+"""|theta| beyond which the episode terminates (rad)."""
+
+
+def cartpole_dynamics(
+    state: torch.Tensor,
+    push_right: torch.Tensor,
+    gravity: torch.Tensor,
+    masspole: torch.Tensor,
+    total_mass: torch.Tensor,
+    length: torch.Tensor,
+    polemass_length: torch.Tensor,
+    force_mag: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Euler step of the cart-pole, in Gymnasium's order of floating-point operations.
+
+    Args:
+        state: ``[N, 4]`` = (x, x_dot, theta, theta_dot) in m, m/s, rad, rad/s.
+        push_right: ``[N]`` bool or int, 1 pushes with ``+force_mag``, 0 with ``-force_mag``.
+        gravity, masspole, total_mass, length, polemass_length, force_mag: ``[N]`` parameters
+            (``length`` is half the pole's length, as in Gymnasium).
+
+    Returns:
+        ``(next_state [N, 4], terminated [N] bool)``.
+    """
+    x, x_dot, theta, theta_dot = state.unbind(1)
+    force = torch.where(push_right == 1, force_mag, -force_mag)
+    costheta = torch.cos(theta)
+    sintheta = torch.sin(theta)
+    temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass
+    thetaacc = (gravity * sintheta - costheta * temp) / (
+        length * (4.0 / 3.0 - masspole * (costheta * costheta) / total_mass)
+    )
+    xacc = temp - polemass_length * thetaacc * costheta / total_mass
+    nxt = torch.stack(
+        (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), dim=1
+    )
+    nx, nth = nxt[:, 0], nxt[:, 2]
+    terminated = (nx.abs() > X_THRESHOLD) | (nth.abs() > THETA_THRESHOLD)
+    return nxt, terminated
+
+
+class CartPoleEnv(NativeVecEnv):
+    """Batched CartPole-v1 (Gymnasium 1.x dynamics, reward and termination).
+
+    Args:
+        num_envs: copies stepped together.
+        sutton_barto_reward: Gymnasium's option: reward 0 per step and -1 on termination.
+        **kwargs: see :class:`~robustrl.envs.native.NativeVecEnv`.
+    """
+
+    ID: ClassVar[str] = "CartPole-v1"
+    PARAMS: ClassVar[dict[str, ParamSpec]] = {
+        "gravity": ParamSpec(9.8, "gravitational acceleration (m/s²)", "nonnegative"),
+        "masscart": ParamSpec(1.0, "mass of the cart (kg)"),
+        "masspole": ParamSpec(0.1, "mass of the pole (kg)"),
+        "length": ParamSpec(0.5, "half the pole's length (m)"),
+        "force_mag": ParamSpec(10.0, "magnitude of the push (N)"),
+    }
+    STATE_DIM: ClassVar[int] = 4
+    MAX_EPISODE_STEPS: ClassVar[int] = 500
+
+    def __init__(self, num_envs: int = 1, *, sutton_barto_reward: bool = False, **kwargs: Any) -> None:
+        high = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.sutton_barto_reward = bool(sutton_barto_reward)
+        super().__init__(num_envs, **kwargs)
+
+    def _derive(self) -> None:
+        p = self._p
+        self._total_mass = p["masspole"] + p["masscart"]
+        self._polemass_length = p["masspole"] * p["length"]
+        self._ones = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
+
+    def _initial_state(self, n: int) -> torch.Tensor:
+        u = torch.rand((n, 4), generator=self._gen, dtype=self.dtype, device=self.device)
+        return u.mul_(0.1).sub_(0.05)
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        p = self._p
+        nxt, terminated = cartpole_dynamics(
+            state,
+            action,
+            p["gravity"],
+            p["masspole"],
+            self._total_mass,
+            p["length"],
+            self._polemass_length,
+            p["force_mag"],
+        )
+        if self.sutton_barto_reward:
+            reward = -terminated.to(torch.float32)
+        else:
+            reward = self._ones.clone()
+        return nxt, reward, terminated
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state.to(torch.float32, copy=True)
+
+    def _floor(self) -> float:
+        return -1.0 if self.sutton_barto_reward else 0.0

@@ -1,0 +1,177 @@
+"""MountainCar-v0 and MountainCarContinuous-v0 as batched torch envs, equal to Gymnasium 1.x step for step.
+
+Moore (1990), "Efficient memory-based learning for robot control". Velocity clipped to ±0.07, position
+clipped to [-1.2, 0.6] with an inelastic left wall (velocity set to 0 there), goal at 0.5 (discrete) or
+0.45 (continuous). Gymnasium keeps the continuous env's state in float32 between steps and computes in a mix
+of float32 and float64; this module reproduces those roundings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robustrl.envs.native import NativeVecEnv, ParamSpec
+
+MIN_POSITION = -1.2
+MAX_POSITION = 0.6
+MAX_SPEED = 0.07
+
+
+def mountain_car_step(
+    state: torch.Tensor, push: torch.Tensor, force: torch.Tensor, gravity: torch.Tensor, goal_velocity: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the discrete mountain car (Gymnasium's float64 maths).
+
+    Args:
+        state: ``[N, 2]`` = (position, velocity).
+        push: ``[N]`` int64 action in {0, 1, 2} (push left, none, right).
+        force, gravity: ``[N]`` parameters.
+        goal_velocity: velocity needed at the goal to terminate.
+
+    Returns:
+        ``(next_state [N, 2], terminated [N] bool)``.
+    """
+    position, velocity = state.unbind(1)
+    velocity = velocity + ((push - 1).to(state.dtype) * force + torch.cos(3 * position) * (-gravity))
+    velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED)
+    position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION)
+    velocity = torch.where((position == MIN_POSITION) & (velocity < 0), 0.0, velocity)
+    terminated = (position >= 0.5) & (velocity >= goal_velocity)
+    return torch.stack((position, velocity), dim=1), terminated
+
+
+def _f32(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Round ``x`` to float32 precision, kept in ``like``'s dtype."""
+    return x.to(torch.float32).to(like.dtype)
+
+
+def continuous_mountain_car_step(
+    state: torch.Tensor,
+    action: torch.Tensor,
+    power: torch.Tensor,
+    gravity: torch.Tensor,
+    goal_velocity: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the continuous mountain car with Gymnasium's float32 roundings.
+
+    Args:
+        state: ``[N, 2]`` = (position, velocity), float32 values (float64 right after a reset).
+        action: ``[N]`` float32 force request; clipped to [-1, 1] for the dynamics, not for the reward.
+        power, gravity: ``[N]`` parameters (Gymnasium hard-codes gravity as 0.0025).
+        goal_velocity: velocity needed at the goal to terminate.
+
+    Returns:
+        ``(next_state [N, 2], reward [N] float32, terminated [N] bool)``.
+    """
+    position, velocity = state.unbind(1)
+    f32 = torch.float32
+    # Gymnasium: force = min(max(a, -1.0), 1.0) is a float32 when a is inside [-1, 1] (force·power is then
+    # float32 and 0.0025·cos(3p), computed in float64, is rounded before the float32 difference) and a
+    # Python float when clipped (the whole increment in float64, rounded when added to the velocity).
+    slope = gravity * torch.cos(3 * position)
+    inside = (action >= -1.0) & (action <= 1.0)
+    delta32 = action * power.to(f32) - slope.to(f32)
+    delta64 = action.clamp(-1.0, 1.0).to(state.dtype) * power - slope
+    delta = torch.where(inside, delta32.to(state.dtype), _f32(delta64, state))
+    velocity = _f32(velocity + delta, state)
+    max_speed = float(np.float32(MAX_SPEED))
+    velocity = velocity.clamp(-max_speed, max_speed)
+    position = _f32(position + velocity, state)
+    lo, hi = float(np.float32(MIN_POSITION)), float(np.float32(MAX_POSITION))
+    position = position.clamp(lo, hi)
+    velocity = torch.where((position == lo) & (velocity < 0), 0.0, velocity)
+    terminated = (position >= float(np.float32(0.45))) & (velocity >= goal_velocity)
+    a64 = action.to(torch.float64)
+    reward = terminated.to(torch.float64) * 100.0 - a64 * a64 * 0.1
+    return torch.stack((position, velocity), dim=1), reward.to(f32), terminated
+
+
+class MountainCarEnv(NativeVecEnv):
+    """Batched MountainCar-v0: reward -1 per step, TimeLimit 200.
+
+    Args:
+        num_envs: copies stepped together.
+        goal_velocity: Gymnasium's option: least velocity at the goal that ends the episode.
+        **kwargs: see :class:`~robustrl.envs.native.NativeVecEnv`.
+    """
+
+    ID: ClassVar[str] = "MountainCar-v0"
+    PARAMS: ClassVar[dict[str, ParamSpec]] = {
+        "force": ParamSpec(0.001, "acceleration of a push (position units/step²)"),
+        "gravity": ParamSpec(0.0025, "gravity term (position units/step²)", "nonnegative"),
+    }
+    STATE_DIM: ClassVar[int] = 2
+    MAX_EPISODE_STEPS: ClassVar[int] = 200
+
+    def __init__(self, num_envs: int = 1, *, goal_velocity: float = 0.0, **kwargs: Any) -> None:
+        low = np.array([MIN_POSITION, -MAX_SPEED], dtype=np.float32)
+        high = np.array([MAX_POSITION, MAX_SPEED], dtype=np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.goal_velocity = float(goal_velocity)
+        super().__init__(num_envs, **kwargs)
+        self._minus_one = torch.full((num_envs,), -1.0, dtype=torch.float32, device=self.device)
+
+    def _initial_state(self, n: int) -> torch.Tensor:
+        u = torch.rand(n, generator=self._gen, dtype=self.dtype, device=self.device)
+        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        nxt, terminated = mountain_car_step(
+            state, action, self._p["force"], self._p["gravity"], self.goal_velocity
+        )
+        return nxt, self._minus_one.clone(), terminated
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state.to(torch.float32, copy=True)
+
+    def _floor(self) -> float:
+        return -float(self.max_episode_steps or 0)
+
+
+class MountainCarContinuousEnv(NativeVecEnv):
+    """Batched MountainCarContinuous-v0: reward 100 at the goal minus 0.1·action² per step, TimeLimit 999.
+
+    The return floor ``-0.1·999`` assumes actions inside the action space ``[-1, 1]``; like Gymnasium, the
+    reward penalises the unclipped action.
+
+    Args:
+        num_envs: copies stepped together.
+        goal_velocity: Gymnasium's option: least velocity at the goal that ends the episode.
+        **kwargs: see :class:`~robustrl.envs.native.NativeVecEnv`.
+    """
+
+    ID: ClassVar[str] = "MountainCarContinuous-v0"
+    PARAMS: ClassVar[dict[str, ParamSpec]] = {
+        "power": ParamSpec(0.0015, "acceleration per unit of action (position units/step²)"),
+        "gravity": ParamSpec(0.0025, "gravity term, a constant in Gymnasium's code", "nonnegative"),
+    }
+    STATE_DIM: ClassVar[int] = 2
+    MAX_EPISODE_STEPS: ClassVar[int] = 999
+
+    def __init__(self, num_envs: int = 1, *, goal_velocity: float = 0.0, **kwargs: Any) -> None:
+        low = np.array([MIN_POSITION, -MAX_SPEED], dtype=np.float32)
+        high = np.array([MAX_POSITION, MAX_SPEED], dtype=np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.goal_velocity = float(goal_velocity)
+        super().__init__(num_envs, **kwargs)
+
+    def _initial_state(self, n: int) -> torch.Tensor:
+        u = torch.rand(n, generator=self._gen, dtype=self.dtype, device=self.device)
+        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return continuous_mountain_car_step(
+            state, action[:, 0].to(torch.float32), self._p["power"], self._p["gravity"], self.goal_velocity
+        )
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state.to(torch.float32, copy=True)
+
+    def _floor(self) -> float:
+        return -0.1 * float(self.max_episode_steps or 0)

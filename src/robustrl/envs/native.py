@@ -1,0 +1,289 @@
+"""The shared base of robustrl's native batched torch environments.
+
+A native env keeps ``num_envs`` copies of one task as tensors: the physical state ``[N, state_dim]`` (in
+Gymnasium's ``env.unwrapped.state`` layout), one tensor ``[N]`` per physical parameter, and a step counter
+``[N]`` for truncation. A subclass supplies three pure pieces: how initial states are drawn, how one step
+maps ``(state, action)`` to ``(next_state, reward, terminated)``, and how a state is observed. This base
+does the rest: action checks, the time limit, same-step autoreset with ``torch.where`` (no Python loop over
+copies), seeding, parameter validation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import torch
+
+from robustrl.common.seeding import torch_generator
+from robustrl.envs.base import ParamValue, StepResult
+
+Constraint = Literal["positive", "nonnegative", "finite"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One physical parameter of a native env."""
+
+    default: float
+    """Gymnasium's value."""
+    doc: str
+    """What it is, with its unit."""
+    constraint: Constraint = "positive"
+    """Allowed range: ``positive`` (> 0), ``nonnegative`` (>= 0) or any ``finite`` value."""
+
+
+class NativeVecEnv:
+    """Base of the native envs: batched state, parameters, time limit and same-step autoreset.
+
+    Subclasses set the class variables and implement :meth:`_initial_state`, :meth:`_dynamics`,
+    :meth:`_observe` and :meth:`_floor`; they may override :meth:`_derive` to cache quantities computed
+    from the parameters.
+
+    Args:
+        num_envs: number of copies ``N`` stepped together.
+        device: where every tensor lives.
+        seed: seeds the env's ``torch.Generator`` (initial states); None draws fresh entropy.
+        params: physical parameters, each a float or a tensor ``[N]``; missing ones take their default.
+        dtype: dtype of the physical state and parameters (float64 matches Gymnasium's NumPy maths).
+        validate_actions: check action values (NaN/inf, range); needs a device sync on CUDA.
+        max_episode_steps: time limit (None keeps the Gymnasium registration's value).
+    """
+
+    ID: ClassVar[str]
+    """The Gymnasium id this env reproduces."""
+    PARAMS: ClassVar[dict[str, ParamSpec]]
+    """Physical parameters, by Gymnasium attribute name."""
+    STATE_DIM: ClassVar[int]
+    """Width of the physical state."""
+    MAX_EPISODE_STEPS: ClassVar[int]
+    """Gymnasium's TimeLimit for this id."""
+
+    observation_space: gym.spaces.Box
+    action_space: gym.Space[Any]
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+        dtype: torch.dtype = torch.float64,
+        validate_actions: bool = True,
+        max_episode_steps: int | None = None,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        steps = self.MAX_EPISODE_STEPS if max_episode_steps is None else max_episode_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
+        self.env_id: str = self.ID
+        self.num_envs: int = num_envs
+        self.device: torch.device = torch.device(device)
+        self.dtype: torch.dtype = dtype
+        self.max_episode_steps: int | None = steps
+        self.validate_actions: bool = validate_actions
+        # On CPU a step checks ``done.any()`` to skip the reset work; elsewhere that would be a sync, so the
+        # reset branch always runs (it is branch-free and safe to capture in a CUDA graph).
+        self._skip_resets_when_none_done: bool = self.device.type == "cpu"
+        self._gen: torch.Generator = torch_generator(seed, self.device)
+        self._p: dict[str, torch.Tensor] = {
+            name: torch.full((num_envs,), spec.default, dtype=dtype, device=self.device)
+            for name, spec in self.PARAMS.items()
+        }
+        if params:
+            self._p.update(self._validated_params(params))
+        self._derive()
+        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._state: torch.Tensor = self._initial_state(num_envs)
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _initial_state(self, n: int) -> torch.Tensor:
+        """Draw ``n`` initial states ``[n, STATE_DIM]`` (dtype ``self.dtype``) from ``self._gen``."""
+        raise NotImplementedError
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One step of every copy: ``(next_state [N, D], reward [N], terminated [N] bool)``."""
+        raise NotImplementedError
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        """Observation ``[N, *obs_shape]`` float32 of a state batch."""
+        raise NotImplementedError
+
+    def _floor(self) -> float:
+        """The least return an episode can have under the current parameters and time limit."""
+        raise NotImplementedError
+
+    def _derive(self) -> None:
+        """Cache quantities derived from ``self._p`` (called whenever parameters change)."""
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Physical parameters: name → tensor ``[N]`` (a copy; change them with :meth:`set_params`)."""
+        return {k: v.clone() for k, v in self._p.items()}
+
+    def set_params(self, params: Mapping[str, ParamValue]) -> None:
+        """Change physical parameters now, without resetting (a float applies to every copy).
+
+        Raises:
+            ValueError: unknown name, wrong shape, or a value outside the parameter's range.
+        """
+        self._p.update(self._validated_params(params))
+        self._derive()
+
+    def _validated_params(self, params: Mapping[str, ParamValue]) -> dict[str, torch.Tensor]:
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be a mapping name -> value, got {type(params).__name__}")
+        out: dict[str, torch.Tensor] = {}
+        for name, value in params.items():
+            spec = self.PARAMS.get(name)
+            if spec is None:
+                close = difflib.get_close_matches(str(name), list(self.PARAMS), n=3)
+                hint = f"; did you mean {close}?" if close else ""
+                raise ValueError(
+                    f"unknown parameter {name!r} for {self.ID}{hint} (parameters: {sorted(self.PARAMS)})"
+                )
+            out[name] = _param_tensor(name, value, spec, self.num_envs, self.dtype, self.device)
+        return out
+
+    @property
+    def return_floor(self) -> float:
+        """The least return an episode can have, known before any data (under the current parameters)."""
+        return self._floor()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> torch.Tensor:
+        """Physical state ``[N, STATE_DIM]`` in Gymnasium's ``env.unwrapped.state`` layout (a copy)."""
+        return self._state.clone()
+
+    @state.setter
+    def state(self, value: torch.Tensor) -> None:
+        t = torch.as_tensor(value)
+        if t.shape != (self.num_envs, self.STATE_DIM):
+            raise ValueError(
+                f"state must have shape {(self.num_envs, self.STATE_DIM)}, got {tuple(t.shape)}"
+            )
+        if not (t.is_floating_point() and bool(torch.isfinite(t).all())):
+            raise ValueError("state must be a finite floating-point tensor")
+        self._state = t.to(device=self.device, dtype=self.dtype).clone()
+
+    @property
+    def elapsed_steps(self) -> torch.Tensor:
+        """Steps taken in each copy's current episode ``[N]`` int64 (a copy)."""
+        return self._elapsed.clone()
+
+    def observe(self) -> torch.Tensor:
+        """The observation ``[N, *obs_shape]`` float32 of the current state (e.g. after setting ``state``)."""
+        return self._observe(self._state)
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self, *, seed: int | None = None, params: Mapping[str, ParamValue] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Reset every copy: ``seed`` reseeds the env's generator, ``params`` updates parameters first.
+
+        Returns:
+            ``(obs [N, *obs_shape] float32, {})``.
+        """
+        if seed is not None:
+            self._gen.manual_seed(int(seed))
+        if params:
+            self.set_params(params)
+        self._state = self._initial_state(self.num_envs)
+        self._elapsed.zero_()
+        return self._observe(self._state), {}
+
+    def step(self, action: torch.Tensor) -> StepResult:
+        """Step every copy once; finished copies restart in the same step (see ``robustrl.envs.base``).
+
+        Args:
+            action: ``int64 [N]`` for Discrete action spaces, ``float [N, *shape]`` for Box ones.
+
+        Returns:
+            ``(obs, reward [N] float32, terminated [N] bool, truncated [N] bool, {"final_obs": ...})``.
+            Where no copy finished, ``info["final_obs"]`` may be the very tensor returned as ``obs``.
+        """
+        action = self._check_action(action)
+        state, reward, terminated = self._dynamics(self._state, action)
+        elapsed = self._elapsed
+        elapsed += 1
+        truncated = elapsed >= self.max_episode_steps
+        done = terminated | truncated
+        final_obs = self._observe(state)
+        obs = final_obs
+        if not self._skip_resets_when_none_done or bool(done.any()):
+            init = self._initial_state(self.num_envs)
+            col = done.unsqueeze(1)
+            state = torch.where(col, init, state)
+            elapsed.masked_fill_(done, 0)
+            obs = torch.where(col.view(-1, *([1] * (final_obs.dim() - 1))), self._observe(init), final_obs)
+        self._state = state
+        return obs, reward, terminated, truncated, {"final_obs": final_obs}
+
+    def close(self) -> None:
+        """Nothing to release for a native env."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.ID}, num_envs={self.num_envs}, device={self.device})"
+
+    # ------------------------------------------------------------------ checks
+    def _check_action(self, action: torch.Tensor) -> torch.Tensor:
+        space = self.action_space
+        if not isinstance(action, torch.Tensor):
+            raise ValueError(f"action must be a torch.Tensor, got {type(action).__name__}")
+        if action.device != self.device:
+            raise ValueError(f"action is on {action.device}, the env on {self.device}")
+        if isinstance(space, gym.spaces.Discrete):
+            if action.shape != (self.num_envs,):
+                raise ValueError(f"action must have shape ({self.num_envs},), got {tuple(action.shape)}")
+            if action.dtype != torch.int64:
+                raise ValueError(f"action must be int64 for a Discrete space, got {action.dtype}")
+            if self.validate_actions and bool(((action < 0) | (action >= int(space.n))).any()):
+                raise ValueError(f"action values must lie in [0, {int(space.n)}), got {action.tolist()}")
+            return action
+        assert isinstance(space, gym.spaces.Box)
+        shape = (self.num_envs, *space.shape)
+        if action.shape != shape:
+            raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
+        if not action.is_floating_point():
+            raise ValueError(f"action must be a floating-point tensor for a Box space, got {action.dtype}")
+        if self.validate_actions and not bool(torch.isfinite(action).all()):
+            raise ValueError("action contains NaN or inf")
+        return action
+
+
+def _param_tensor(
+    name: str, value: ParamValue, spec: ParamSpec, n: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A validated parameter tensor ``[n]``; raises ValueError naming ``name``."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0:
+            t = value.to(device=device, dtype=dtype).expand(n).clone()
+        elif value.shape == (n,):
+            if value.dtype.is_complex or value.dtype == torch.bool:
+                raise ValueError(f"parameter {name!r} must be real-valued, got {value.dtype}")
+            t = value.detach().to(device=device, dtype=dtype).clone()
+        else:
+            raise ValueError(f"parameter {name!r} must be a float or a tensor of shape ({n},), got {tuple(value.shape)}")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+        t = torch.full((n,), float(value), dtype=dtype, device=device)
+    else:
+        raise ValueError(f"parameter {name!r} must be a float or a tensor [num_envs], got {type(value).__name__}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"parameter {name!r} must be finite")
+    if spec.constraint == "positive" and not bool((t > 0).all()):
+        raise ValueError(f"parameter {name!r} must be > 0, got min {float(t.min())}")
+    if spec.constraint == "nonnegative" and not bool((t >= 0).all()):
+        raise ValueError(f"parameter {name!r} must be >= 0, got min {float(t.min())}")
+    return t

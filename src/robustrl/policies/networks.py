@@ -1,0 +1,443 @@
+"""Networks and the policy modules our agents train (and that SB3 checkpoints load into).
+
+Each policy module meets the :class:`~robustrl.policies.base.Policy` protocol, carries its optional
+observation normaliser inside (so attacks see the whole pipeline from raw observations), and describes
+itself with ``spec()`` so that :func:`robustrl.policies.save_policy` can rebuild it from JSON plus weights.
+Layer names follow Stable-Baselines3's MLP policies so an SB3 ``policy.pth`` maps on by renaming keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+Activation = Literal["tanh", "relu"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(in_dim: int, hidden: Sequence[int], activation: Activation = "tanh") -> nn.Sequential:
+    """Hidden layers only: ``Linear → act`` per entry of ``hidden`` (empty ``hidden`` gives identity)."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
+        in_dim = width
+    return nn.Sequential(*layers)
+
+
+def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
+    """Orthogonal weights with ``gain`` and zero biases on every Linear layer of ``module`` (PPO practice)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.orthogonal_(m.weight, gain)
+            nn.init.zeros_(m.bias)
+
+
+def flat_dim(space: gym.Space[Any]) -> int:
+    """Number of features of a flattened observation from ``space``."""
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    raise ValueError(f"unsupported observation space {space!r}: only Box and Discrete")
+
+
+class ObsNormalizer(nn.Module):
+    """Running mean/variance normaliser ``clip((obs − mean) / sqrt(var + eps), ±clip)``.
+
+    Args:
+        shape: one observation's shape.
+        clip: clip of the normalised value.
+        eps: variance floor.
+    """
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, shape: Sequence[int], clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.clip = float(clip)
+        self.eps = float(eps)
+        self.register_buffer("mean", torch.zeros(tuple(shape)))
+        self.register_buffer("var", torch.ones(tuple(shape)))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        """Merge the statistics of ``batch [B, *shape]`` (parallel Welford update)."""
+        batch = batch.to(self.mean.dtype)
+        b_mean = batch.mean(0)
+        b_var = batch.var(0, unbiased=False)
+        b_count = batch.shape[0]
+        total = self.count + b_count
+        delta = b_mean - self.mean
+        new_mean = self.mean + delta * (b_count / total).to(self.mean.dtype)
+        m2 = self.var * self.count.to(self.var.dtype) + b_var * b_count
+        m2 = m2 + delta.square() * (self.count * b_count / total).to(self.var.dtype)
+        self.mean.copy_(new_mean)
+        self.var.copy_(m2 / total.to(self.var.dtype))
+        self.count.copy_(total)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalise ``obs [N, *shape]``."""
+        return ((obs - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+
+
+class _Features(nn.Module):
+    """Flatten (and optionally normalise) raw observations; one-hot Discrete observations."""
+
+    def __init__(self, observation_space: gym.Space[Any], normalize: bool) -> None:
+        super().__init__()
+        self.discrete = isinstance(observation_space, gym.spaces.Discrete)
+        self.n = int(observation_space.n) if self.discrete else 0  # type: ignore[attr-defined]
+        shape = (self.n,) if self.discrete else tuple(observation_space.shape or ())
+        self.obs_norm = ObsNormalizer(shape) if normalize else None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            obs = nn.functional.one_hot(obs.long(), self.n).float()
+        x = obs.float()
+        if self.obs_norm is not None:
+            x = self.obs_norm(x)
+        return x.flatten(1)
+
+
+def _check_obs(obs: torch.Tensor, space: gym.Space[Any]) -> None:
+    shape = tuple(space.shape or ())
+    if tuple(obs.shape[1:]) != shape:
+        raise ValueError(f"obs has shape {tuple(obs.shape)}; expected [N, {', '.join(map(str, shape))}]")
+
+
+def _sample_normal(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + std * noise
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Sample ``int64 [N]`` actions from ``logits [N, A]`` with an explicit generator."""
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class _Extractor(nn.Module):
+    """Holds the actor and critic trunks under SB3's names."""
+
+    def __init__(self, policy_net: nn.Sequential, value_net: nn.Sequential) -> None:
+        super().__init__()
+        self.policy_net = policy_net
+        self.value_net = value_net
+
+
+class ActorCriticPolicy(nn.Module):
+    """Separate actor and critic MLPs (PPO, A2C); categorical or diagonal-Gaussian actions.
+
+    Layer names match SB3's ``ActorCriticPolicy`` with separate networks:
+    ``mlp_extractor.policy_net``, ``mlp_extractor.value_net``, ``action_net``, ``value_net``, ``log_std``.
+
+    Args:
+        observation_space: one observation's space.
+        action_space: ``Discrete`` or ``Box``.
+        pi_hidden: actor hidden widths.
+        vf_hidden: critic hidden widths.
+        activation: hidden activation.
+        normalize_obs: keep a running observation normaliser inside the policy.
+        log_std_init: initial log standard deviation (Box actions).
+
+    """
+
+    kind = "actor_critic"
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+
+    def __init__(
+        self,
+        observation_space: gym.Space[Any],
+        action_space: gym.Space[Any],
+        pi_hidden: Sequence[int] = (64, 64),
+        vf_hidden: Sequence[int] = (64, 64),
+        activation: Activation = "tanh",
+        normalize_obs: bool = False,
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self._spec = {
+            "pi_hidden": list(pi_hidden),
+            "vf_hidden": list(vf_hidden),
+            "activation": activation,
+            "normalize_obs": normalize_obs,
+            "log_std_init": log_std_init,
+        }
+        self.features = _Features(observation_space, normalize_obs)
+        in_dim = flat_dim(observation_space)
+        self.mlp_extractor = _Extractor(mlp(in_dim, pi_hidden, activation), mlp(in_dim, vf_hidden, activation))
+        pi_out = pi_hidden[-1] if pi_hidden else in_dim
+        vf_out = vf_hidden[-1] if vf_hidden else in_dim
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.discrete:
+            self.action_net = nn.Linear(pi_out, int(action_space.n))  # type: ignore[attr-defined]
+            self.log_std = None
+        elif isinstance(action_space, gym.spaces.Box):
+            act_dim = int(np.prod(action_space.shape))
+            self.action_net = nn.Linear(pi_out, act_dim)
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+        else:
+            raise ValueError(f"unsupported action space {action_space!r}: only Discrete and Box")
+        self.value_net = nn.Linear(vf_out, 1)
+        orthogonal_init(self.mlp_extractor)
+        nn.init.orthogonal_(self.action_net.weight, 0.01)
+        nn.init.zeros_(self.action_net.bias)
+        nn.init.orthogonal_(self.value_net.weight, 1.0)
+        nn.init.zeros_(self.value_net.bias)
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (besides the spaces) as JSON-ready values."""
+        return dict(self._spec)
+
+    @property
+    def obs_norm(self) -> ObsNormalizer | None:
+        """The observation normaliser, when the policy has one."""
+        return self.features.obs_norm
+
+    def action_params(self, obs: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, A]`` (Discrete) or action means ``[N, act_dim]`` (Box)."""
+        return self.action_net(self.mlp_extractor.policy_net(self.features(obs)))
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """Action logits ``[N, A]`` (Discrete action spaces only)."""
+        if not self.discrete:
+            raise ValueError("logits() needs a Discrete action space; use dist() for Box actions")
+        return self.action_params(obs)
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """Categorical or diagonal Normal action distribution at ``obs``."""
+        params = self.action_params(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=params)
+        assert self.log_std is not None
+        return torch.distributions.Independent(
+            torch.distributions.Normal(params, self.log_std.exp().expand_as(params)), 1
+        )
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values ``[N]``."""
+        return self.value_net(self.mlp_extractor.value_net(self.features(obs))).squeeze(-1)
+
+    def act(
+        self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Greedy (mode) or sampled actions; Box actions are clipped to the action space."""
+        _check_obs(obs, self.observation_space)
+        params = self.action_params(obs)
+        if self.discrete:
+            return params.argmax(-1) if deterministic else sample_categorical(params, generator)
+        assert self.log_std is not None
+        action = params if deterministic else _sample_normal(params, self.log_std.exp(), generator)
+        act_shape = tuple(self.action_space.shape or ())
+        return torch.max(torch.min(action, self.action_high.flatten()), self.action_low.flatten()).reshape(
+            -1, *act_shape
+        )
+
+
+class QNetworkPolicy(nn.Module):
+    """An MLP Q network over discrete actions (DQN), regression or HL-Gauss classification head.
+
+    With ``num_bins > 0`` the head outputs, per action, logits over a fixed support of ``num_bins``
+    atoms on ``[v_min, v_max]`` and ``q_values`` is their expectation ("Stop Regressing", Farebrother
+    et al. 2024). Layer names match SB3's ``QNetwork`` (``q_net``).
+
+    Args:
+        observation_space: one observation's space.
+        action_space: ``Discrete``.
+        hidden: hidden widths.
+        activation: hidden activation.
+        normalize_obs: keep a running observation normaliser inside the policy.
+        num_bins: atoms of the classification head (0: plain regression head).
+        v_min: lowest atom.
+        v_max: highest atom.
+
+    """
+
+    kind = "q_network"
+    support: torch.Tensor
+
+    def __init__(
+        self,
+        observation_space: gym.Space[Any],
+        action_space: gym.Space[Any],
+        hidden: Sequence[int] = (64, 64),
+        activation: Activation = "relu",
+        normalize_obs: bool = False,
+        num_bins: int = 0,
+        v_min: float = 0.0,
+        v_max: float = 100.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(f"QNetworkPolicy needs a Discrete action space, got {action_space!r}")
+        if num_bins < 0 or (num_bins > 0 and not v_max > v_min):
+            raise ValueError(f"num_bins={num_bins}, v_min={v_min}, v_max={v_max}: need bins ≥ 0, v_max > v_min")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.num_actions = int(action_space.n)
+        self.num_bins = int(num_bins)
+        self._spec = {
+            "hidden": list(hidden),
+            "activation": activation,
+            "normalize_obs": normalize_obs,
+            "num_bins": num_bins,
+            "v_min": v_min,
+            "v_max": v_max,
+        }
+        self.features = _Features(observation_space, normalize_obs)
+        in_dim = flat_dim(observation_space)
+        out = hidden[-1] if hidden else in_dim
+        self.q_net = nn.Sequential(
+            *mlp(in_dim, hidden, activation), nn.Linear(out, self.num_actions * max(1, self.num_bins))
+        )
+        self.register_buffer("support", torch.linspace(v_min, v_max, max(2, self.num_bins)))
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (besides the spaces) as JSON-ready values."""
+        return dict(self._spec)
+
+    @property
+    def obs_norm(self) -> ObsNormalizer | None:
+        """The observation normaliser, when the policy has one."""
+        return self.features.obs_norm
+
+    def head(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw head output: Q values ``[N, A]`` or atom logits ``[N, A, num_bins]``."""
+        out = self.q_net(self.features(obs))
+        return out.view(-1, self.num_actions, self.num_bins) if self.num_bins else out
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q values ``[N, A]`` (expected value under the atom distribution for the classification head)."""
+        out = self.head(obs)
+        if self.num_bins:
+            return (torch.softmax(out, -1) * self.support).sum(-1)
+        return out
+
+    def act(
+        self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Greedy actions (a Q policy is deterministic; exploration belongs to the agent)."""
+        _check_obs(obs, self.observation_space)
+        return self.q_values(obs).argmax(-1)
+
+
+class SquashedGaussianActorPolicy(nn.Module):
+    """A tanh-squashed Gaussian actor (SAC) with optional twin Q critics for critic attacks.
+
+    Layer names match SB3's SAC ``actor`` (``latent_pi``, ``mu``, ``log_std``) and critics
+    (``qf0``, ``qf1``).
+
+    Args:
+        observation_space: one observation's space (Box).
+        action_space: ``Box``.
+        hidden: hidden widths of actor and critics.
+        activation: hidden activation.
+        normalize_obs: keep a running observation normaliser inside the policy.
+        with_critic: build the twin critics (``critic(obs, action)``).
+
+    """
+
+    kind = "squashed_gaussian"
+    LOG_STD_MIN = -20.0
+    LOG_STD_MAX = 2.0
+    action_scale: torch.Tensor
+    action_bias: torch.Tensor
+
+    def __init__(
+        self,
+        observation_space: gym.Space[Any],
+        action_space: gym.Space[Any],
+        hidden: Sequence[int] = (256, 256),
+        activation: Activation = "relu",
+        normalize_obs: bool = False,
+        with_critic: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, gym.spaces.Box):
+            raise ValueError(f"SquashedGaussianActorPolicy needs a Box action space, got {action_space!r}")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self._spec = {
+            "hidden": list(hidden),
+            "activation": activation,
+            "normalize_obs": normalize_obs,
+            "with_critic": with_critic,
+        }
+        in_dim = flat_dim(observation_space)
+        act_dim = int(np.prod(action_space.shape))
+        out = hidden[-1] if hidden else in_dim
+        self.features = _Features(observation_space, normalize_obs)
+        self.latent_pi = mlp(in_dim, hidden, activation)
+        self.mu = nn.Linear(out, act_dim)
+        self.log_std = nn.Linear(out, act_dim)
+        low = torch.as_tensor(action_space.low, dtype=torch.float32).flatten()
+        high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
+        self.register_buffer("action_scale", (high - low) / 2)
+        self.register_buffer("action_bias", (high + low) / 2)
+        self.critics = (
+            nn.ModuleList(
+                [nn.Sequential(*mlp(in_dim + act_dim, hidden, activation), nn.Linear(out, 1)) for _ in range(2)]
+            )
+            if with_critic
+            else None
+        )
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (besides the spaces) as JSON-ready values."""
+        return dict(self._spec)
+
+    @property
+    def obs_norm(self) -> ObsNormalizer | None:
+        """The observation normaliser, when the policy has one."""
+        return self.features.obs_norm
+
+    def mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-squash Gaussian mean and clamped log std, each ``[N, act_dim]``."""
+        h = self.latent_pi(self.features(obs))
+        return self.mu(h), self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The pre-squash diagonal Normal (the squashing is a fixed bijection)."""
+        mean, log_std = self.mean_log_std(obs)
+        return torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1)
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        """Map pre-squash samples ``u`` into the action box."""
+        return torch.tanh(u) * self.action_scale + self.action_bias
+
+    def act(
+        self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Squashed mean (deterministic) or squashed sample, shaped like the action space."""
+        _check_obs(obs, self.observation_space)
+        mean, log_std = self.mean_log_std(obs)
+        u = mean if deterministic else _sample_normal(mean, log_std.exp(), generator)
+        return self.squash(u).reshape(-1, *tuple(self.action_space.shape or ()))
+
+    def critic(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``min(Q1, Q2)(obs, action)`` as ``[N]``."""
+        if self.critics is None:
+            raise ValueError("this policy was built without critics (with_critic=False)")
+        x = torch.cat([self.features(obs), action.flatten(1).float()], dim=-1)
+        return torch.min(self.critics[0](x), self.critics[1](x)).squeeze(-1)
+
+
+POLICY_CLASSES: dict[str, type[nn.Module]] = {
+    cls.kind: cls for cls in (ActorCriticPolicy, QNetworkPolicy, SquashedGaussianActorPolicy)
+}
+"""Policy module classes by their ``kind``, used to rebuild a saved policy."""
