@@ -32,8 +32,29 @@ class Command:
 
 # Add a line here per subcommand.
 COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "The main job: train a smoothed PPO, attack it, certify it, write the report.",
+        "robustrl.demo:DemoConfig",
+        "robustrl.demo:demo",
+    ),
     "envs": Command(
         "List the environments robustrl can make.", "robustrl.envs.cli:EnvsConfig", "robustrl.envs.cli:run_envs"
+    ),
+    "certify": Command(
+        "Certify the return under ℓ2 observation attacks (Policy Smoothing).",
+        "robustrl.certify.cli:CertifyConfig",
+        "robustrl.certify.cli:run_certify",
+    ),
+    "evaluate": Command(
+        "Evaluate a policy under observation/action attacks or dynamics shifts.",
+        "robustrl.evaluate.cli:EvaluateConfig",
+        "robustrl.evaluate.cli:run_evaluate",
+    ),
+    "report": Command(
+        "Write a self-contained HTML robustness report of evaluation, dynamics and certificate files.",
+        "robustrl.report:ReportConfig",
+        "robustrl.report:run_report",
+        positional=("results",),
     ),
 }
 

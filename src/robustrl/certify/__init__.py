@@ -1,11 +1,15 @@
 """Certificates: pure functions from smoothed samples to bounds, and the smoothed sampler.
 
 * Policy Smoothing (Kumar, Levine & Feizi, ICLR 2022): :func:`expected_return_bound`,
-  :func:`percentile_bound`, :func:`per_step_budget`.
+  :func:`percentile_bound`, :func:`per_step_budget` (pure maths); :class:`SmoothedPolicy` and
+  :func:`sample_smoothed_returns` (the sampler on the shared rollout engine); :func:`certify_policy`
+  (end to end, returns a :class:`Certificate` that saves to JSON; :func:`load_certificate`).
 * CROP per-state action certificate (Wu et al., ICLR 2022): :func:`action_certificate`.
 """
 
+from robustrl.certify.certificate import Certificate, certify_policy, load_certificate
 from robustrl.certify.crop import ActionCertificate, action_certificate, hoeffding_margin
+from robustrl.certify.sampler import SmoothedPolicy, sample_smoothed_returns, smoothing_transform
 from robustrl.certify.smoothing import (
     PercentileBound,
     ReturnBound,
@@ -20,15 +24,21 @@ from robustrl.certify.smoothing import (
 
 __all__ = [
     "ActionCertificate",
+    "Certificate",
     "PercentileBound",
     "ReturnBound",
+    "SmoothedPolicy",
     "action_certificate",
+    "certify_policy",
     "clopper_pearson_lower",
     "dkw_margin",
     "expected_return_bound",
     "hoeffding_margin",
     "integer_grid",
+    "load_certificate",
     "order_statistic_index",
     "per_step_budget",
     "percentile_bound",
+    "sample_smoothed_returns",
+    "smoothing_transform",
 ]

@@ -350,8 +350,9 @@ def expected_return_bound(
 
     widths = np.diff(np.concatenate(([v0], v)))
     probs = _shifted_probability(p_low, b, s)  # [K, k]
-    bounds = v0 + probs @ widths
-    clean = float(v0 + widths @ p_low)
+    clean = float(v0 + np.sum(p_low * widths))
+    bounds = v0 + np.sum(probs * widths[None, :], axis=1)
+    bounds[b == 0] = clean  # exactly the clean bound, whatever the summation order
     if clean <= v0:
         logger.warning("cert: no threshold has a positive lower probability; every bound is the floor %s", v0)
     return ReturnBound(

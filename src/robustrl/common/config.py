@@ -129,7 +129,7 @@ def add_config_arguments(
         elif origin in (tuple, list):
             inner = [a for a in get_args(tp) if a is not Ellipsis]
             conv, choices = _scalar_parser(inner[0] if inner else str, f.name)
-            kwargs.update(type=conv, nargs="+" if not has_default or default else "*")
+            kwargs.update(type=conv, nargs="*" if has_default else "+")
             if choices:
                 kwargs["choices"] = choices
         else:

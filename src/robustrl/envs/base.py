@@ -42,8 +42,11 @@ class VecEnv(Protocol):
     """One copy's action space."""
     max_episode_steps: int | None
     """Steps after which an episode is truncated (None: never)."""
-    return_floor: float | None
-    """The least return an episode of this task can have, known before any data (None: unknown)."""
+
+    @property
+    def return_floor(self) -> float | None:
+        """The least return an episode of this task can have, known before any data (None: unknown)."""
+        ...
 
     def reset(
         self, *, seed: int | None = None, params: Mapping[str, ParamValue] | None = None

@@ -29,7 +29,8 @@ def mountain_car_step(
     Args:
         state: ``[N, 2]`` = (position, velocity).
         push: ``[N]`` int64 action in {0, 1, 2} (push left, none, right).
-        force, gravity: ``[N]`` parameters.
+        force: ``[N]`` acceleration of a push.
+        gravity: ``[N]`` gravity term.
         goal_velocity: velocity needed at the goal to terminate.
 
     Returns:
@@ -55,32 +56,44 @@ def continuous_mountain_car_step(
     power: torch.Tensor,
     gravity: torch.Tensor,
     goal_velocity: float,
+    fresh: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the continuous mountain car with Gymnasium's float32 roundings.
 
     Args:
         state: ``[N, 2]`` = (position, velocity), float32 values (float64 right after a reset).
         action: ``[N]`` float32 force request; clipped to [-1, 1] for the dynamics, not for the reward.
-        power, gravity: ``[N]`` parameters (Gymnasium hard-codes gravity as 0.0025).
+        power: ``[N]`` acceleration per unit of action.
+        gravity: ``[N]`` gravity term (Gymnasium hard-codes 0.0025).
         goal_velocity: velocity needed at the goal to terminate.
+        fresh: ``[N]`` bool, copies whose state was just reset (Gymnasium still holds it in float64);
+            None treats every copy as mid-episode.
 
     Returns:
         ``(next_state [N, 2], reward [N] float32, terminated [N] bool)``.
     """
     position, velocity = state.unbind(1)
     f32 = torch.float32
-    # Gymnasium: force = min(max(a, -1.0), 1.0) is a float32 when a is inside [-1, 1] (force·power is then
-    # float32 and 0.0025·cos(3p), computed in float64, is rounded before the float32 difference) and a
-    # Python float when clipped (the whole increment in float64, rounded when added to the velocity).
-    slope = gravity * torch.cos(3 * position)
+    if fresh is None:
+        fresh = torch.zeros_like(action, dtype=torch.bool)
+    # Gymnasium holds a just-reset state in float64 and every later one in float32, and mixes precisions:
+    # - 3·position is a float32 product once the state is float32;
+    # - force = min(max(a, -1.0), 1.0) stays float32 when a lies in [-1, 1]: force·power is then float32 and
+    #   0.0025·cos(3p) (float64) is rounded before a float32 difference; a clipped force is a Python float
+    #   and the whole increment is float64;
+    # - the velocity (and then the position) is rounded to float32 except in the first step of an episode.
+    three_p = 3 * position
+    slope = gravity * torch.cos(torch.where(fresh, three_p, _f32(three_p, state)))
     inside = (action >= -1.0) & (action <= 1.0)
-    delta32 = action * power.to(f32) - slope.to(f32)
+    delta32 = (action * power.to(f32) - slope.to(f32)).to(state.dtype)
     delta64 = action.clamp(-1.0, 1.0).to(state.dtype) * power - slope
-    delta = torch.where(inside, delta32.to(state.dtype), _f32(delta64, state))
-    velocity = _f32(velocity + delta, state)
+    delta = torch.where(inside, delta32, torch.where(fresh, delta64, _f32(delta64, state)))
+    velocity = velocity + delta
+    velocity = torch.where(fresh, velocity, _f32(velocity, state))
     max_speed = float(np.float32(MAX_SPEED))
     velocity = velocity.clamp(-max_speed, max_speed)
     position = _f32(position + velocity, state)
+    velocity = _f32(velocity, state)
     lo, hi = float(np.float32(MIN_POSITION)), float(np.float32(MAX_POSITION))
     position = position.clamp(lo, hi)
     velocity = torch.where((position == lo) & (velocity < 0), 0.0, velocity)
@@ -117,20 +130,18 @@ class MountainCarEnv(NativeVecEnv):
         self._minus_one = torch.full((num_envs,), -1.0, dtype=torch.float32, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = torch.rand(n, generator=self._gen, dtype=self.dtype, device=self.device)
+        u = self._uniform(n)
         return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        nxt, terminated = mountain_car_step(
-            state, action, self._p["force"], self._p["gravity"], self.goal_velocity
-        )
+        nxt, terminated = mountain_car_step(state, action, self._p["force"], self._p["gravity"], self.goal_velocity)
         return nxt, self._minus_one.clone(), terminated
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
         return state.to(torch.float32, copy=True)
 
     def _floor(self) -> float:
-        return -float(self.max_episode_steps or 0)
+        return -float(self._limit)
 
 
 class MountainCarContinuousEnv(NativeVecEnv):
@@ -162,16 +173,21 @@ class MountainCarContinuousEnv(NativeVecEnv):
         super().__init__(num_envs, **kwargs)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = torch.rand(n, generator=self._gen, dtype=self.dtype, device=self.device)
+        u = self._uniform(n)
         return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return continuous_mountain_car_step(
-            state, action[:, 0].to(torch.float32), self._p["power"], self._p["gravity"], self.goal_velocity
+            state,
+            action[:, 0].to(torch.float32),
+            self._p["power"],
+            self._p["gravity"],
+            self.goal_velocity,
+            self._elapsed == 0,
         )
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
         return state.to(torch.float32, copy=True)
 
     def _floor(self) -> float:
-        return -0.1 * float(self.max_episode_steps or 0)
+        return -0.1 * float(self._limit)

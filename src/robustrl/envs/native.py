@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -23,6 +23,9 @@ from robustrl.common.seeding import torch_generator
 from robustrl.envs.base import ParamValue, StepResult
 
 Constraint = Literal["positive", "nonnegative", "finite"]
+
+_POOL_MIN_ROWS = 4096
+"""Initial states drawn per refill of the CPU pool (at least ``num_envs``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class NativeVecEnv:
         dtype: dtype of the physical state and parameters (float64 matches Gymnasium's NumPy maths).
         validate_actions: check action values (NaN/inf, range); needs a device sync on CUDA.
         max_episode_steps: time limit (None keeps the Gymnasium registration's value).
+        compile: fuse the physics and flags of a step with ``torch.compile`` (first step compiles: seconds
+            to a minute; pays off for large ``num_envs``).
     """
 
     ID: ClassVar[str]
@@ -63,7 +68,7 @@ class NativeVecEnv:
     MAX_EPISODE_STEPS: ClassVar[int]
     """Gymnasium's TimeLimit for this id."""
 
-    observation_space: gym.spaces.Box
+    observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
 
     def __init__(
@@ -76,6 +81,7 @@ class NativeVecEnv:
         dtype: torch.dtype = torch.float64,
         validate_actions: bool = True,
         max_episode_steps: int | None = None,
+        compile: bool = False,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -88,11 +94,12 @@ class NativeVecEnv:
         self.num_envs: int = num_envs
         self.device: torch.device = torch.device(device)
         self.dtype: torch.dtype = dtype
-        self.max_episode_steps: int | None = steps
+        self._limit: int = steps
         self.validate_actions: bool = validate_actions
-        # On CPU a step checks ``done.any()`` to skip the reset work; elsewhere that would be a sync, so the
-        # reset branch always runs (it is branch-free and safe to capture in a CUDA graph).
-        self._skip_resets_when_none_done: bool = self.device.type == "cpu"
+        # On CPU a step counts the finished copies (a free sync there) and draws initial states for those
+        # only, from a pool filled in chunks; elsewhere (CUDA) it draws a full batch every step and mixes it
+        # in with ``torch.where``, which never syncs and can be captured in a CUDA graph.
+        self._sync_free: bool = self.device.type != "cpu"
         self._gen: torch.Generator = torch_generator(seed, self.device)
         self._p: dict[str, torch.Tensor] = {
             name: torch.full((num_envs,), spec.default, dtype=dtype, device=self.device)
@@ -101,13 +108,27 @@ class NativeVecEnv:
         if params:
             self._p.update(self._validated_params(params))
         self._derive()
+        space = self.action_space
+        self._discrete_n: int | None = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
+        self._action_shape: tuple[int, ...] = (num_envs, *(() if space.shape is None else space.shape))
+        self._pool_rows: int = max(num_envs, _POOL_MIN_ROWS)
+        self._pool: torch.Tensor = torch.empty(0)
+        self._pool_obs: torch.Tensor = torch.empty(0)
+        self._pool_pos: int = 0
+        self._core: Callable[..., tuple[torch.Tensor, ...]] = self._core_step
+        if compile:
+            self._core = torch.compile(self._core_step, dynamic=False)
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self._state: torch.Tensor = self._initial_state(num_envs)
+        self._state: torch.Tensor = self._draw_initial(num_envs)[0]
 
     # ------------------------------------------------------------------ subclass hooks
     def _initial_state(self, n: int) -> torch.Tensor:
         """Draw ``n`` initial states ``[n, STATE_DIM]`` (dtype ``self.dtype``) from ``self._gen``."""
         raise NotImplementedError
+
+    def _uniform(self, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) samples of ``shape`` in ``self.dtype`` from the env's generator."""
+        return torch.rand(shape, generator=self._gen, dtype=self.dtype, device=self.device)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One step of every copy: ``(next_state [N, D], reward [N], terminated [N] bool)``."""
@@ -148,11 +169,20 @@ class NativeVecEnv:
             if spec is None:
                 close = difflib.get_close_matches(str(name), list(self.PARAMS), n=3)
                 hint = f"; did you mean {close}?" if close else ""
-                raise ValueError(
-                    f"unknown parameter {name!r} for {self.ID}{hint} (parameters: {sorted(self.PARAMS)})"
-                )
+                raise ValueError(f"unknown parameter {name!r} for {self.ID}{hint} (parameters: {sorted(self.PARAMS)})")
             out[name] = _param_tensor(name, value, spec, self.num_envs, self.dtype, self.device)
         return out
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        """Steps after which an episode is truncated (Gymnasium's TimeLimit, unless overridden)."""
+        return self._limit
+
+    @max_episode_steps.setter
+    def max_episode_steps(self, steps: int | None) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive int, got {steps!r}")
+        self._limit = steps
 
     @property
     def return_floor(self) -> float:
@@ -169,9 +199,7 @@ class NativeVecEnv:
     def state(self, value: torch.Tensor) -> None:
         t = torch.as_tensor(value)
         if t.shape != (self.num_envs, self.STATE_DIM):
-            raise ValueError(
-                f"state must have shape {(self.num_envs, self.STATE_DIM)}, got {tuple(t.shape)}"
-            )
+            raise ValueError(f"state must have shape {(self.num_envs, self.STATE_DIM)}, got {tuple(t.shape)}")
         if not (t.is_floating_point() and bool(torch.isfinite(t).all())):
             raise ValueError("state must be a finite floating-point tensor")
         self._state = t.to(device=self.device, dtype=self.dtype).clone()
@@ -196,11 +224,32 @@ class NativeVecEnv:
         """
         if seed is not None:
             self._gen.manual_seed(int(seed))
+            self._pool_pos = self._pool.shape[0]  # drop states drawn under the old seed
         if params:
             self.set_params(params)
-        self._state = self._initial_state(self.num_envs)
+        self._state, obs = self._draw_initial(self.num_envs)
         self._elapsed.zero_()
-        return self._observe(self._state), {}
+        return obs.clone(), {}
+
+    def _draw_initial(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``k`` initial states ``[k, D]`` and their observations, from the pool (refilled in chunks)."""
+        if self._pool_pos + k > self._pool.shape[0]:
+            self._pool = self._initial_state(max(k, self._pool_rows))
+            self._pool_obs = self._observe(self._pool)
+            self._pool_pos = 0
+        i = self._pool_pos
+        self._pool_pos = i + k
+        return self._pool[i : i + k], self._pool_obs[i : i + k]
+
+    def _core_step(
+        self, state: torch.Tensor, action: torch.Tensor, elapsed: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Physics, flags and final observation of one step (the part ``compile=True`` fuses)."""
+        nxt, reward, terminated = self._dynamics(state, action)
+        elapsed = elapsed + 1
+        truncated = elapsed >= self._limit
+        done = terminated | truncated
+        return nxt, reward, terminated, truncated, done, elapsed, self._observe(nxt)
 
     def step(self, action: torch.Tensor) -> StepResult:
         """Step every copy once; finished copies restart in the same step (see ``robustrl.envs.base``).
@@ -212,21 +261,27 @@ class NativeVecEnv:
             ``(obs, reward [N] float32, terminated [N] bool, truncated [N] bool, {"final_obs": ...})``.
             Where no copy finished, ``info["final_obs"]`` may be the very tensor returned as ``obs``.
         """
-        action = self._check_action(action)
-        state, reward, terminated = self._dynamics(self._state, action)
-        elapsed = self._elapsed
-        elapsed += 1
-        truncated = elapsed >= self.max_episode_steps
-        done = terminated | truncated
-        final_obs = self._observe(state)
+        self._check_action(action)
+        state, reward, terminated, truncated, done, elapsed, final_obs = self._core(
+            self._state, action, self._elapsed
+        )
         obs = final_obs
-        if not self._skip_resets_when_none_done or bool(done.any()):
+        if self._sync_free:
             init = self._initial_state(self.num_envs)
-            col = done.unsqueeze(1)
-            state = torch.where(col, init, state)
+            state = torch.where(done.unsqueeze(1), init, state)
+            col = done.view(-1, *([1] * (final_obs.dim() - 1)))
+            obs = torch.where(col, self._observe(init), final_obs)
             elapsed.masked_fill_(done, 0)
-            obs = torch.where(col.view(-1, *([1] * (final_obs.dim() - 1))), self._observe(init), final_obs)
+        else:
+            k = int(done.count_nonzero())
+            if k:
+                init, init_obs = self._draw_initial(k)
+                state.masked_scatter_(done.unsqueeze(1).expand_as(state), init)
+                col = done.view(-1, *([1] * (final_obs.dim() - 1)))
+                obs = final_obs.masked_scatter(col.expand_as(final_obs), init_obs)
+                elapsed.masked_fill_(done, 0)
         self._state = state
+        self._elapsed = elapsed
         return obs, reward, terminated, truncated, {"final_obs": final_obs}
 
     def close(self) -> None:
@@ -236,29 +291,28 @@ class NativeVecEnv:
         return f"{type(self).__name__}({self.ID}, num_envs={self.num_envs}, device={self.device})"
 
     # ------------------------------------------------------------------ checks
-    def _check_action(self, action: torch.Tensor) -> torch.Tensor:
-        space = self.action_space
+    def _check_action(self, action: torch.Tensor) -> None:
         if not isinstance(action, torch.Tensor):
             raise ValueError(f"action must be a torch.Tensor, got {type(action).__name__}")
+        if action.shape != self._action_shape:
+            raise ValueError(f"action must have shape {self._action_shape}, got {tuple(action.shape)}")
         if action.device != self.device:
             raise ValueError(f"action is on {action.device}, the env on {self.device}")
-        if isinstance(space, gym.spaces.Discrete):
-            if action.shape != (self.num_envs,):
-                raise ValueError(f"action must have shape ({self.num_envs},), got {tuple(action.shape)}")
+        n = self._discrete_n
+        if n is not None:
             if action.dtype != torch.int64:
                 raise ValueError(f"action must be int64 for a Discrete space, got {action.dtype}")
-            if self.validate_actions and bool(((action < 0) | (action >= int(space.n))).any()):
-                raise ValueError(f"action values must lie in [0, {int(space.n)}), got {action.tolist()}")
-            return action
-        assert isinstance(space, gym.spaces.Box)
-        shape = (self.num_envs, *space.shape)
-        if action.shape != shape:
-            raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
+            if self.validate_actions:
+                lo, hi = torch.aminmax(action)
+                if int(lo) < 0 or int(hi) >= n:
+                    raise ValueError(f"action values must lie in [0, {n}), got {action.tolist()}")
+            return
         if not action.is_floating_point():
             raise ValueError(f"action must be a floating-point tensor for a Box space, got {action.dtype}")
-        if self.validate_actions and not bool(torch.isfinite(action).all()):
-            raise ValueError("action contains NaN or inf")
-        return action
+        # A finite sum proves every entry finite (one reduction); otherwise check properly.
+        if self.validate_actions and not math.isfinite(float(action.sum())):
+            if not bool(torch.isfinite(action).all()):
+                raise ValueError("action contains NaN or inf")
 
 
 def _param_tensor(
@@ -273,7 +327,9 @@ def _param_tensor(
                 raise ValueError(f"parameter {name!r} must be real-valued, got {value.dtype}")
             t = value.detach().to(device=device, dtype=dtype).clone()
         else:
-            raise ValueError(f"parameter {name!r} must be a float or a tensor of shape ({n},), got {tuple(value.shape)}")
+            raise ValueError(
+                f"parameter {name!r} must be a float or a tensor of shape ({n},), got {tuple(value.shape)}"
+            )
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(float(value)):
             raise ValueError(f"parameter {name!r} must be finite, got {value!r}")

@@ -39,7 +39,11 @@ def pendulum_step(
     Args:
         state: ``[N, 2]`` = (theta rad, theta_dot rad/s).
         torque: ``[N]`` float32 requested torque (N·m), clipped here to ``±max_torque`` in float32.
-        g, m, l, max_speed, max_torque: ``[N]`` parameters.
+        g: ``[N]`` gravitational acceleration (m/s²).
+        m: ``[N]`` mass (kg).
+        l: ``[N]`` length (m).
+        max_speed: ``[N]`` angular velocity limit (rad/s).
+        max_torque: ``[N]`` torque limit (N·m).
 
     Returns:
         ``(next_state [N, 2], reward [N] float32)``.
@@ -49,8 +53,9 @@ def pendulum_step(
     u32 = torch.minimum(torch.maximum(torque, -mt32), mt32)
     # Gymnasium squares the clipped float32 torque in float32.
     costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + (0.001 * (u32 * u32)).to(state.dtype)
-    u = u32.to(state.dtype)
-    newthdot = thdot + (3 * g / (2 * l) * torch.sin(th) + 3.0 / (m * (l * l)) * u) * DT
+    # ... and multiplies it by 3/(m l²) in float32 too (a Python float times a NumPy float32 scalar).
+    push = ((3.0 / (m * (l * l))).to(torch.float32) * u32).to(state.dtype)
+    newthdot = thdot + (3 * g / (2 * l) * torch.sin(th) + push) * DT
     newthdot = torch.minimum(torch.maximum(newthdot, -max_speed), max_speed)
     newth = th + newthdot * DT
     return torch.stack((newth, newthdot), dim=1), (-costs).to(torch.float32)
@@ -82,7 +87,7 @@ class PendulumEnv(NativeVecEnv):
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = torch.rand((n, 2), generator=self._gen, dtype=self.dtype, device=self.device)
+        u = self._uniform(n, 2)
         high = torch.tensor([math.pi, 1.0], dtype=self.dtype, device=self.device)
         return u.mul_(2 * high).sub_(high)
 
@@ -102,4 +107,4 @@ class PendulumEnv(NativeVecEnv):
         # step and ≤ 1 at reset.
         speed = torch.clamp(self._p["max_speed"], min=1.0)
         worst = math.pi**2 + 0.1 * speed**2 + 0.001 * self._p["max_torque"] ** 2
-        return -float(worst.max()) * float(self.max_episode_steps or 0)
+        return -float(worst.max()) * float(self._limit)

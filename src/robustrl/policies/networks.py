@@ -336,19 +336,49 @@ class QNetworkPolicy(nn.Module):
         return self.q_values(obs).argmax(-1)
 
 
-class SquashedGaussianActorPolicy(nn.Module):
-    """A tanh-squashed Gaussian actor (SAC) with optional twin Q critics for critic attacks.
+def unscale_action(t: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Map ``t ∈ [-1, 1]`` to ``[low, high]`` as ``low + 0.5 (t + 1)(high − low)`` (SB3's exact formula)."""
+    return low + 0.5 * (t + 1.0) * (high - low)
 
-    Layer names match SB3's SAC ``actor`` (``latent_pi``, ``mu``, ``log_std``) and critics
-    (``qf0``, ``qf1``).
+
+def scale_action(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Map ``action ∈ [low, high]`` to ``[-1, 1]`` as ``2 (action − low) / (high − low) − 1`` (SB3's formula)."""
+    return 2.0 * ((action - low) / (high - low)) - 1.0
+
+
+def make_critics(
+    in_dim: int, act_dim: int, hidden: Sequence[int], activation: Activation, n_critics: int
+) -> nn.ModuleList:
+    """``n_critics`` MLPs ``[features, action] -> Q`` (each ``mlp(hidden) → Linear(·, 1)``, like SB3's ``qf0``...)."""
+    out = hidden[-1] if hidden else in_dim + act_dim
+    return nn.ModuleList(
+        [nn.Sequential(*mlp(in_dim + act_dim, hidden, activation), nn.Linear(out, 1)) for _ in range(n_critics)]
+    )
+
+
+def min_critic_value(critics: nn.ModuleList, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """``min_i Q_i([features, action])`` as ``[N]`` for ``features [N, F]`` and ``action [N, act_dim]``."""
+    x = torch.cat([features, action.flatten(1).to(features.dtype)], dim=-1)
+    return torch.stack([q(x) for q in critics]).min(0).values.squeeze(-1)
+
+
+class SquashedGaussianActorPolicy(nn.Module):
+    """A tanh-squashed Gaussian actor (SAC) with optional Q critics for critic attacks.
+
+    Layer names match SB3's SAC ``actor`` (``latent_pi``, ``mu``, ``log_std``); the critics are
+    ``critics.i`` (SB3's ``critic.qf{i}``).
 
     Args:
         observation_space: one observation's space (Box).
         action_space: ``Box``.
-        hidden: hidden widths of actor and critics.
+        hidden: hidden widths of the actor (and of the critics unless ``critic_hidden`` is given).
         activation: hidden activation.
         normalize_obs: keep a running observation normaliser inside the policy.
-        with_critic: build the twin critics (``critic(obs, action)``).
+        with_critic: build the critics (``critic(obs, action)``).
+        critic_hidden: hidden widths of the critics (None: same as ``hidden``).
+        n_critics: number of critics; ``critic`` returns their minimum.
+        critic_scaled_actions: the critics take actions rescaled to ``[-1, 1]`` (SB3's convention);
+            ``critic(obs, action)`` always takes actions in the env's units and rescales them itself.
 
     """
 
@@ -357,6 +387,8 @@ class SquashedGaussianActorPolicy(nn.Module):
     LOG_STD_MAX = 2.0
     action_scale: torch.Tensor
     action_bias: torch.Tensor
+    action_low: torch.Tensor
+    action_high: torch.Tensor
 
     def __init__(
         self,
@@ -366,18 +398,28 @@ class SquashedGaussianActorPolicy(nn.Module):
         activation: Activation = "relu",
         normalize_obs: bool = False,
         with_critic: bool = True,
+        critic_hidden: Sequence[int] | None = None,
+        n_critics: int = 2,
+        critic_scaled_actions: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, gym.spaces.Box):
             raise ValueError(f"SquashedGaussianActorPolicy needs a Box action space, got {action_space!r}")
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
         self.observation_space = observation_space
         self.action_space = action_space
+        critic_hidden = list(hidden if critic_hidden is None else critic_hidden)
         self._spec = {
             "hidden": list(hidden),
             "activation": activation,
             "normalize_obs": normalize_obs,
             "with_critic": with_critic,
+            "critic_hidden": critic_hidden,
+            "n_critics": n_critics,
+            "critic_scaled_actions": critic_scaled_actions,
         }
+        self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
         act_dim = int(np.prod(action_space.shape))
         out = hidden[-1] if hidden else in_dim
@@ -389,13 +431,9 @@ class SquashedGaussianActorPolicy(nn.Module):
         high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
         self.register_buffer("action_scale", (high - low) / 2)
         self.register_buffer("action_bias", (high + low) / 2)
-        self.critics = (
-            nn.ModuleList(
-                [nn.Sequential(*mlp(in_dim + act_dim, hidden, activation), nn.Linear(out, 1)) for _ in range(2)]
-            )
-            if with_critic
-            else None
-        )
+        self.register_buffer("action_low", low)
+        self.register_buffer("action_high", high)
+        self.critics = make_critics(in_dim, act_dim, critic_hidden, activation, n_critics) if with_critic else None
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (besides the spaces) as JSON-ready values."""
@@ -417,8 +455,8 @@ class SquashedGaussianActorPolicy(nn.Module):
         return torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1)
 
     def squash(self, u: torch.Tensor) -> torch.Tensor:
-        """Map pre-squash samples ``u`` into the action box."""
-        return torch.tanh(u) * self.action_scale + self.action_bias
+        """Map pre-squash samples ``u`` into the action box (``unscale_action(tanh(u))``, as SB3)."""
+        return unscale_action(torch.tanh(u), self.action_low, self.action_high)
 
     def act(
         self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
@@ -430,14 +468,104 @@ class SquashedGaussianActorPolicy(nn.Module):
         return self.squash(u).reshape(-1, *tuple(self.action_space.shape or ()))
 
     def critic(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min(Q1, Q2)(obs, action)`` as ``[N]``."""
+        """``min_i Q_i(obs, action)`` as ``[N]``; ``action [N, *act_shape]`` in the env's units."""
         if self.critics is None:
             raise ValueError("this policy was built without critics (with_critic=False)")
-        x = torch.cat([self.features(obs), action.flatten(1).float()], dim=-1)
-        return torch.min(self.critics[0](x), self.critics[1](x)).squeeze(-1)
+        if self.critic_scaled_actions:
+            action = scale_action(action.flatten(1), self.action_low, self.action_high)
+        return min_critic_value(self.critics, self.features(obs), action)
+
+
+class DeterministicActorPolicy(nn.Module):
+    """A deterministic tanh actor (TD3, DDPG) with optional Q critics for critic attacks.
+
+    The actor is SB3's TD3 ``mu``: ``mlp(hidden) → Linear → Tanh``, its output in ``[-1, 1]`` mapped
+    onto the action box with :func:`unscale_action`. Exploration noise belongs to the agent, so
+    ``act`` ignores ``deterministic``.
+
+    Args:
+        observation_space: one observation's space.
+        action_space: ``Box`` with finite bounds.
+        hidden: hidden widths of the actor (and of the critics unless ``critic_hidden`` is given).
+        activation: hidden activation.
+        normalize_obs: keep a running observation normaliser inside the policy.
+        with_critic: build the critics (``critic(obs, action)``).
+        critic_hidden: hidden widths of the critics (None: same as ``hidden``).
+        n_critics: number of critics; ``critic`` returns their minimum.
+        critic_scaled_actions: the critics take actions rescaled to ``[-1, 1]`` (SB3's convention);
+            ``critic(obs, action)`` always takes actions in the env's units.
+    """
+
+    kind = "deterministic_actor"
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+
+    def __init__(
+        self,
+        observation_space: gym.Space[Any],
+        action_space: gym.Space[Any],
+        hidden: Sequence[int] = (256, 256),
+        activation: Activation = "relu",
+        normalize_obs: bool = False,
+        with_critic: bool = True,
+        critic_hidden: Sequence[int] | None = None,
+        n_critics: int = 2,
+        critic_scaled_actions: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, gym.spaces.Box) or not action_space.is_bounded("both"):
+            raise ValueError(f"DeterministicActorPolicy needs a bounded Box action space, got {action_space!r}")
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        critic_hidden = list(hidden if critic_hidden is None else critic_hidden)
+        self._spec = {
+            "hidden": list(hidden),
+            "activation": activation,
+            "normalize_obs": normalize_obs,
+            "with_critic": with_critic,
+            "critic_hidden": critic_hidden,
+            "n_critics": n_critics,
+            "critic_scaled_actions": critic_scaled_actions,
+        }
+        self.critic_scaled_actions = critic_scaled_actions
+        in_dim = flat_dim(observation_space)
+        act_dim = int(np.prod(action_space.shape))
+        out = hidden[-1] if hidden else in_dim
+        self.features = _Features(observation_space, normalize_obs)
+        self.mu = nn.Sequential(*mlp(in_dim, hidden, activation), nn.Linear(out, act_dim), nn.Tanh())
+        self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32).flatten())
+        self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32).flatten())
+        self.critics = make_critics(in_dim, act_dim, critic_hidden, activation, n_critics) if with_critic else None
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (besides the spaces) as JSON-ready values."""
+        return dict(self._spec)
+
+    @property
+    def obs_norm(self) -> ObsNormalizer | None:
+        """The observation normaliser, when the policy has one."""
+        return self.features.obs_norm
+
+    def act(
+        self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The actor's action ``[N, *act_shape]`` in the env's units (``deterministic`` is ignored)."""
+        _check_obs(obs, self.observation_space)
+        t = self.mu(self.features(obs))
+        return unscale_action(t, self.action_low, self.action_high).reshape(-1, *tuple(self.action_space.shape or ()))
+
+    def critic(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``min_i Q_i(obs, action)`` as ``[N]``; ``action [N, *act_shape]`` in the env's units."""
+        if self.critics is None:
+            raise ValueError("this policy was built without critics (with_critic=False)")
+        if self.critic_scaled_actions:
+            action = scale_action(action.flatten(1), self.action_low, self.action_high)
+        return min_critic_value(self.critics, self.features(obs), action)
 
 
 POLICY_CLASSES: dict[str, type[nn.Module]] = {
-    cls.kind: cls for cls in (ActorCriticPolicy, QNetworkPolicy, SquashedGaussianActorPolicy)
+    cls.kind: cls for cls in (ActorCriticPolicy, QNetworkPolicy, SquashedGaussianActorPolicy, DeterministicActorPolicy)
 }
 """Policy module classes by their ``kind``, used to rebuild a saved policy."""

@@ -8,20 +8,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-_BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
+_BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64")
 _MAX_ELEMENTS = 1 << 24
 
 
-def _encode_float(x: float) -> float | str:
-    return x if math.isfinite(x) else str(x)
+def _encode_scalar(x: np.generic) -> float | str:
+    """The shortest decimal that reads back to the same value in ``x``'s dtype; inf/nan as strings."""
+    value = float(str(x))  # numpy prints the shortest round-tripping repr for the scalar's own dtype
+    return value if math.isfinite(value) else str(value)
 
 
 def _encode_bound(arr: np.ndarray) -> Any:
     """A scalar when every entry is equal (compact for images), else a nested list; inf as a string."""
     flat = arr.reshape(-1)
     if flat.size and bool(np.all(flat == flat[0])):
-        return _encode_float(float(flat[0]))
-    return np.vectorize(_encode_float, otypes=[object])(arr).tolist() if arr.size else []
+        return _encode_scalar(flat[0])
+    encoded = np.empty(flat.size, dtype=object)
+    encoded[:] = [_encode_scalar(x) for x in flat]
+    return encoded.reshape(arr.shape).tolist()
 
 
 def space_to_json(space: gym.Space[Any]) -> dict[str, Any]:

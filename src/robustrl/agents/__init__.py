@@ -1,0 +1,74 @@
+"""Online learners: PPO, DQN (regression or HL-Gauss head), SAC — and ``train(cfg)``, their entry point.
+
+Example:
+    >>> from robustrl.agents import TrainConfig, train
+    >>> res = train(TrainConfig(algo="ppo", env="CartPole-v1", total_steps=512, eval_episodes=2))
+    >>> res.steps
+    512
+"""
+
+from robustrl.agents.buffer import ReplayBuffer, Transitions
+from robustrl.agents.dqn import DQN, DQN_PRESETS, DQNConfig, hl_gauss_loss, hl_gauss_target, td_target
+from robustrl.agents.ppo import PPO, PPO_PRESETS, PPOConfig, PPOLoss, clipped_surrogate_loss, ppo_loss, value_loss
+from robustrl.agents.returns import (
+    AdvantageEstimate,
+    discounted_returns,
+    generalized_advantage_estimate,
+    next_values_from_rollout,
+)
+from robustrl.agents.sac import (
+    SAC,
+    SAC_PRESETS,
+    SACConfig,
+    sac_actor_loss,
+    sac_critic_loss,
+    sac_temperature_loss,
+    soft_td_target,
+    squashed_log_prob,
+)
+from robustrl.agents.train import (
+    ALGORITHMS,
+    EvalRecord,
+    TrainConfig,
+    TrainResult,
+    apply_overrides,
+    resolve_algo_config,
+    train,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "DQN",
+    "DQN_PRESETS",
+    "PPO",
+    "PPO_PRESETS",
+    "SAC",
+    "SAC_PRESETS",
+    "AdvantageEstimate",
+    "DQNConfig",
+    "EvalRecord",
+    "PPOConfig",
+    "PPOLoss",
+    "ReplayBuffer",
+    "SACConfig",
+    "TrainConfig",
+    "TrainResult",
+    "Transitions",
+    "apply_overrides",
+    "clipped_surrogate_loss",
+    "discounted_returns",
+    "generalized_advantage_estimate",
+    "hl_gauss_loss",
+    "hl_gauss_target",
+    "next_values_from_rollout",
+    "ppo_loss",
+    "resolve_algo_config",
+    "sac_actor_loss",
+    "sac_critic_loss",
+    "sac_temperature_loss",
+    "soft_td_target",
+    "squashed_log_prob",
+    "td_target",
+    "train",
+    "value_loss",
+]

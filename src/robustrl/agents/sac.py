@@ -1,0 +1,293 @@
+"""Soft Actor-Critic with automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms
+and Applications").
+
+Twin Q critics with Polyak-averaged targets, a tanh-squashed Gaussian actor (reparameterised), and the
+temperature α learned to keep the policy entropy near ``target_entropy`` (default ``−dim(A)``). Actions
+are rescaled from ``[−1, 1]`` to the action box; log-probabilities are those of the ``[−1, 1]`` action,
+as in Stable-Baselines3. Experience comes from ``num_envs`` copies at once; truncated episodes bootstrap
+from ``info["final_obs"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from robustrl.agents.buffer import ReplayBuffer
+from robustrl.agents.common import Generators, add_obs_noise, check_obs_noise, make_adam, seeded_init, soft_update
+from robustrl.common.seeding import derive_seed
+from robustrl.envs.base import VecEnv
+from robustrl.policies.networks import SquashedGaussianActorPolicy
+
+_LOG2 = math.log(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """SAC hyperparameters (defaults: a fast Pendulum-v1 setting; see :data:`SAC_PRESETS`)."""
+
+    num_envs: int = 4
+    """Env copies stepped together."""
+    total_steps: int = 20_000
+    """Environment transitions to train for (summed over copies)."""
+    learning_rate: float = 1e-3
+    """Adam step size of actor, critics and temperature."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 400
+    """Transitions collected with uniform random actions before the first update."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    train_freq: int = 1
+    """Env steps (of all copies at once) between two rounds of updates."""
+    gradient_steps: int = 2
+    """Gradient steps per round of updates."""
+    ent_coef: float | None = None
+    """Fixed temperature α (None: learned, automatic entropy tuning)."""
+    init_ent_coef: float = 1.0
+    """Initial α when it is learned."""
+    target_entropy: float | None = None
+    """Entropy target of automatic tuning (None: −dim(A))."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the actor and of each critic."""
+    activation: Literal["tanh", "relu"] = "relu"
+    """Hidden activation."""
+    normalize_obs: bool = False
+    """Keep a running observation normaliser inside the policy (updated with collected observations)."""
+    obs_noise: float = 0.0
+    """σ of Gaussian noise added to every observation the agent acts and learns on (Policy Smoothing)."""
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first bad field."""
+        for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SACConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"SACConfig.gamma must lie in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"SACConfig.tau must lie in (0, 1], got {self.tau}")
+        if self.ent_coef is not None and self.ent_coef < 0:
+            raise ValueError(f"SACConfig.ent_coef must be ≥ 0 or None, got {self.ent_coef}")
+        if self.learning_rate <= 0 or self.init_ent_coef <= 0:
+            raise ValueError("SACConfig.learning_rate and init_ent_coef must be > 0")
+        check_obs_noise(self.obs_noise)
+
+
+SAC_PRESETS: dict[str, SACConfig] = {
+    "Pendulum-v1": SACConfig(),
+    "MountainCarContinuous-v0": SACConfig(total_steps=50_000, learning_rate=3e-4, hidden=(64, 64),
+                                          gradient_steps=1, ent_coef=0.1, learning_starts=1000),
+}
+"""Tuned settings for known env ids (other ids start from ``SACConfig(hidden=(256, 256))``-like defaults)."""
+
+
+def squashed_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log-density of ``tanh(u)`` where ``u ~ N(mean, exp(log_std)²)`` (diagonal), summed over action dims.
+
+    Uses ``log(1 − tanh(u)²) = 2·(log 2 − u − softplus(−2u))`` for numerical stability.
+
+    Args:
+        u: ``[B, A]`` pre-squash samples.
+        mean: ``[B, A]``.
+        log_std: ``[B, A]``.
+
+    Returns:
+        ``[B]`` log-probabilities of the squashed actions in ``[−1, 1]^A``.
+    """
+    z = (u - mean) * torch.exp(-log_std)
+    gauss = (-0.5 * z.square() - log_std - _LOG_SQRT_2PI).sum(-1)
+    correction = (2.0 * (_LOG2 - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+    return gauss - correction
+
+
+def sac_critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``½·E[(Q1 − y)²] + ½·E[(Q2 − y)²]`` for the soft TD target ``y`` (``[B]`` each; ``y`` not differentiated)."""
+    y = target.detach()
+    return 0.5 * ((q1 - y).square().mean() + (q2 - y).square().mean())
+
+
+def soft_td_target(
+    rewards: torch.Tensor,
+    next_q1: torch.Tensor,
+    next_q2: torch.Tensor,
+    next_log_prob: torch.Tensor,
+    terminated: torch.Tensor,
+    alpha: torch.Tensor | float,
+    gamma: float,
+) -> torch.Tensor:
+    """``y = r + γ·(1 − terminated)·(min(Q1', Q2') − α·log π(a'|s'))``, every input ``[B]``; returns ``[B]``."""
+    soft_v = torch.min(next_q1, next_q2) - alpha * next_log_prob
+    return rewards + gamma * (1.0 - terminated.to(soft_v.dtype)) * soft_v
+
+
+def sac_actor_loss(q_new: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """``E[α·log π(ã|s) − Q(s, ã)]`` for reparameterised actions ``ã`` (``[B]`` inputs; α not differentiated)."""
+    a = alpha.detach() if isinstance(alpha, torch.Tensor) else alpha
+    return (a * log_prob - q_new).mean()
+
+
+def sac_temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """``−E[log α · (log π(ã|s) + H̄)]``: raises α when the entropy is below ``target_entropy`` ``H̄``."""
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
+class SAC:
+    """A SAC learner on a batched env; :meth:`iterate` collects ``train_freq`` steps and updates.
+
+    Args:
+        env: the batched training env (Box actions).
+        cfg: hyperparameters.
+        seed: seeds network initialisation, actions, observation noise and replay sampling.
+    """
+
+    def __init__(self, env: VecEnv, cfg: SACConfig, *, seed: int) -> None:
+        cfg.validate()
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"SAC needs a Box action space, got {env.action_space!r} (use dqn or ppo)")
+        self.env = env
+        self.cfg = cfg
+        self.device = env.device
+        gens = Generators(seed, self.device)
+        with seeded_init(gens.seed):
+            self.policy = SquashedGaussianActorPolicy(
+                env.observation_space,
+                env.action_space,
+                hidden=cfg.hidden,
+                activation=cfg.activation,
+                normalize_obs=cfg.normalize_obs,
+                with_critic=True,
+            ).to(self.device)
+        assert self.policy.critics is not None
+        self.critics = self.policy.critics
+        self.target_critics = copy.deepcopy(self.critics)
+        self.target_critics.requires_grad_(False)
+        actor_params = [*self.policy.latent_pi.parameters(), *self.policy.mu.parameters(),
+                        *self.policy.log_std.parameters()]
+        self.actor_opt = make_adam(actor_params, cfg.learning_rate)
+        self.critic_opt = make_adam(self.critics.parameters(), cfg.learning_rate)
+        self.act_dim = int(np.prod(env.action_space.shape))
+        self.target_entropy = float(-self.act_dim if cfg.target_entropy is None else cfg.target_entropy)
+        self.log_alpha = torch.tensor(math.log(cfg.init_ent_coef), device=self.device, requires_grad=True)
+        self.alpha_opt = make_adam([self.log_alpha], cfg.learning_rate)
+        obs_shape = tuple(env.observation_space.shape or ())
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, (self.act_dim,), torch.float32, self.device)
+        self._act_gen = gens.make(1)
+        self._noise_gen = gens.make(2)
+        self._sample_gen = gens.make(3)
+        obs, _ = env.reset(seed=derive_seed(seed, 4))
+        self._x = self._see(obs)
+        self.steps = 0
+        self.updates = 0
+
+    def _see(self, obs: torch.Tensor) -> torch.Tensor:
+        return add_obs_noise(obs.float(), self.cfg.obs_noise, self._noise_gen)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current temperature α (a scalar tensor, not differentiated)."""
+        if self.cfg.ent_coef is not None:
+            return torch.tensor(self.cfg.ent_coef, device=self.device)
+        return self.log_alpha.detach().exp()
+
+    def _sample(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised squashed actions in ``[−1, 1]^A`` and their log-probabilities."""
+        mean, log_std = self.policy.mean_log_std(x)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        u = mean + log_std.exp() * eps
+        return torch.tanh(u), squashed_log_prob(u, mean, log_std)
+
+    def _q(self, critics: nn.ModuleList, feats: torch.Tensor, env_action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = torch.cat([feats, env_action], dim=-1)
+        return critics[0](x).squeeze(-1), critics[1](x).squeeze(-1)
+
+    def _to_env(self, a: torch.Tensor) -> torch.Tensor:
+        return a * self.policy.action_scale + self.policy.action_bias
+
+    @torch.no_grad()
+    def collect(self, vec_steps: int) -> float:
+        """Step all copies ``vec_steps`` times (uniform actions until learning_starts); returns the mean reward."""
+        env, n = self.env, self.env.num_envs
+        shape = tuple(env.action_space.shape or ())
+        rewards, seen = [], []
+        for _ in range(vec_steps):
+            x = self._x
+            if self.steps < self.cfg.learning_starts:
+                a = torch.rand((n, self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
+            else:
+                a, _ = self._sample(x, self._act_gen)
+            env_a = self._to_env(a)
+            obs, reward, terminated, truncated, info = env.step(env_a.reshape(n, *shape))
+            next_x = self._see(obs)
+            done = terminated | truncated
+            succ = next_x
+            if bool(done.any()):
+                fin = self._see(info["final_obs"])
+                succ = torch.where(done.view(-1, *([1] * (fin.dim() - 1))), fin, next_x)
+            self.buffer.add(x, env_a, reward, succ, terminated)
+            rewards.append(reward)
+            seen.append(x)
+            self._x = next_x
+            self.steps += n
+        if self.policy.obs_norm is not None and seen:
+            self.policy.obs_norm.update(torch.cat(seen))
+        return float(torch.stack(rewards).mean()) if rewards else 0.0
+
+    def update(self, gradient_steps: int) -> dict[str, float]:
+        """``gradient_steps`` SAC updates on replay batches; returns ``train/…`` metrics."""
+        cfg, policy = self.cfg, self.policy
+        stats = torch.zeros(4)
+        for _ in range(gradient_steps):
+            b = self.buffer.sample(cfg.batch_size, self._sample_gen)
+            alpha = self.alpha
+            with torch.no_grad():
+                next_a, next_logp = self._sample(b.next_obs, self._sample_gen)
+                nq1, nq2 = self._q(self.target_critics, policy.features(b.next_obs), self._to_env(next_a))
+                y = soft_td_target(b.rewards, nq1, nq2, next_logp, b.terminated, alpha, cfg.gamma)
+            feats = policy.features(b.obs)
+            q1, q2 = self._q(self.critics, feats, b.actions)
+            critic_loss = sac_critic_loss(q1, q2, y)
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_opt.step()
+
+            a_new, logp = self._sample(b.obs, self._sample_gen)
+            self.critics.requires_grad_(False)
+            qn1, qn2 = self._q(self.critics, feats, self._to_env(a_new))
+            self.critics.requires_grad_(True)
+            actor_loss = sac_actor_loss(torch.min(qn1, qn2), logp, alpha)
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+
+            alpha_loss = torch.zeros(())
+            if cfg.ent_coef is None:
+                alpha_loss = sac_temperature_loss(self.log_alpha, logp, self.target_entropy)
+                self.alpha_opt.zero_grad(set_to_none=True)
+                alpha_loss.backward()
+                self.alpha_opt.step()
+            soft_update(self.target_critics, self.critics, cfg.tau)
+            self.updates += 1
+            stats += torch.stack([critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), alpha])
+        s = (stats / max(gradient_steps, 1)).tolist()
+        return {"train/critic_loss": s[0], "train/actor_loss": s[1], "train/alpha_loss": s[2], "train/alpha": s[3]}
+
+    def iterate(self) -> dict[str, float]:
+        """Collect ``train_freq`` env steps on every copy, then ``gradient_steps`` updates once warm."""
+        cfg = self.cfg
+        reward = self.collect(cfg.train_freq)
+        out: dict[str, float] = {"train/rollout_reward": reward}
+        if self.buffer.size >= max(cfg.learning_starts, cfg.batch_size):
+            out.update(self.update(cfg.gradient_steps))
+        return out

@@ -1,0 +1,61 @@
+"""Policies: the protocol, our networks, and loading/saving (our format, SB3 zips, TorchScript).
+
+Example:
+    >>> import tempfile, pathlib, torch, gymnasium as gym
+    >>> from robustrl.policies import ActorCriticPolicy, save_policy, load_policy
+    >>> pi = ActorCriticPolicy(gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Discrete(2))
+    >>> path = save_policy(pi, pathlib.Path(tempfile.mkdtemp()) / "pi.zip", env_id="CartPole-v1")
+    >>> obs = torch.zeros(3, 4)
+    >>> bool((load_policy(path).act(obs) == pi.act(obs)).all())
+    True
+"""
+
+from robustrl.policies.base import (
+    CriticPolicy,
+    DistributionPolicy,
+    Policy,
+    QPolicy,
+    ValuePolicy,
+    policy_device,
+)
+from robustrl.policies.io import PolicyInfo, load_policy, read_policy_info, save_policy
+from robustrl.policies.networks import (
+    POLICY_CLASSES,
+    ActorCriticPolicy,
+    DeterministicActorPolicy,
+    ObsNormalizer,
+    QNetworkPolicy,
+    SquashedGaussianActorPolicy,
+)
+from robustrl.policies.sb3 import SB3Info, load_sb3
+from robustrl.policies.torchscript import (
+    TorchScriptPolicy,
+    export_torchscript,
+    load_torchscript,
+    save_torchscript,
+)
+
+__all__ = [
+    "POLICY_CLASSES",
+    "ActorCriticPolicy",
+    "CriticPolicy",
+    "DeterministicActorPolicy",
+    "DistributionPolicy",
+    "ObsNormalizer",
+    "Policy",
+    "PolicyInfo",
+    "QNetworkPolicy",
+    "QPolicy",
+    "SB3Info",
+    "SquashedGaussianActorPolicy",
+    "TorchScriptPolicy",
+    "ValuePolicy",
+    "export_torchscript",
+    "load_policy",
+    "load_sb3",
+    "load_torchscript",
+    "policy_device",
+    "read_policy_info",
+    "save_policy",
+    "save_torchscript",
+]

@@ -1,0 +1,57 @@
+"""The robustness report: figures over plain arrays, and one self-contained HTML page of result files.
+
+* :func:`report` / ``robustrl report RESULTS... --out DIR``: evaluation and certificate JSON files in,
+  ``index.html`` (figures embedded, CSS inline, no scripts, no external URLs) plus PNG/SVG figures out.
+* :mod:`robustrl.report.figures`: one function per figure, each returning a matplotlib ``Figure``, and
+  :func:`save_figure` (PNG + SVG, atomically).
+* :func:`load_result`: read a result file into a typed record (errors name the file).
+"""
+
+from robustrl.report.figures import (
+    Estimate,
+    FigureFiles,
+    Series,
+    aggregate_intervals,
+    certificate_vs_attack,
+    dynamics_shift,
+    make_series,
+    performance_profiles,
+    return_vs_budget,
+    save_figure,
+)
+from robustrl.report.loading import (
+    KINDS,
+    CertificateRecord,
+    EvaluationRecord,
+    ResultFileError,
+    ShiftGrid,
+    ThreatCurve,
+    load_result,
+    load_results,
+)
+from robustrl.report.report import ReportConfig, ReportResult, report, run_report
+
+__all__ = [
+    "KINDS",
+    "CertificateRecord",
+    "Estimate",
+    "EvaluationRecord",
+    "FigureFiles",
+    "ReportConfig",
+    "ReportResult",
+    "ResultFileError",
+    "Series",
+    "ShiftGrid",
+    "ThreatCurve",
+    "aggregate_intervals",
+    "certificate_vs_attack",
+    "dynamics_shift",
+    "load_result",
+    "load_results",
+    "make_series",
+    "performance_profiles",
+    "report",
+    "return_vs_budget",
+    "run_report",
+    "save_figure",
+]

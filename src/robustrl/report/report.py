@@ -1,0 +1,227 @@
+"""``report``: result files in, one self-contained HTML page (plus PNG/SVG figures) out.
+
+The page answers "how robust is this policy?" at a glance: headline numbers (clean return with CI,
+the strongest attack's return at each budget, certified bounds), figures, tables of the numbers, and
+the configs, versions and seeds behind them. Nothing is written until everything has been loaded and
+rendered; files are then staged in a temporary folder and renamed into place, ``index.html`` last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from robustrl.report.figures import FigureFiles
+from robustrl.report.html import Section, external_references, page_html
+from robustrl.report.loading import CertificateRecord, DynamicsRecord, EvaluationRecord, Record, load_results
+from robustrl.report.scores import Normalize, aggregate_section, parse_score_bounds, score_table
+from robustrl.report.sections import (
+    FigureSink,
+    attacks_section,
+    certificates_section,
+    headline_section,
+    numbers_section,
+    provenance_section,
+    shifts_section,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReportConfig", "ReportResult", "report", "run_report"]
+
+FIGURES_DIR = "figures"
+"""Sub-folder of the output folder holding the PNG and SVG files."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Build a self-contained HTML robustness report from evaluation and certificate JSON files."""
+
+    results: tuple[Path, ...]
+    """Result files (kinds: evaluation, certificate); several evaluations of one env id are runs."""
+    out: Path = Path("report")
+    """Output folder: index.html and figures/ (PNG + SVG) are written there."""
+    title: str = "Robustness report"
+    """Page title."""
+    seed: int = 0
+    """Seed of the bootstrap behind aggregate intervals and profiles."""
+    normalize: Normalize = "clean"
+    """Aggregate scores per task: clean (÷ mean clean return), minmax (needs --score-bounds) or none."""
+    score_bounds: tuple[str, ...] = ()
+    """Per-task score range for minmax normalisation, ENV_ID=MIN:MAX (e.g. Pendulum-v1=-1600:0)."""
+    confidence: float = 0.95
+    """Confidence level of aggregate intervals."""
+    reps: int = 2000
+    """Bootstrap resamples for aggregate intervals."""
+    dpi: int = 110
+    """Resolution of the PNG figures."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`report` wrote."""
+
+    index: Path
+    """The HTML page (self-contained: figures embedded)."""
+    figures: tuple[FigureFiles, ...]
+    """Every figure as PNG and SVG files, in page order."""
+    sections: tuple[str, ...]
+    """Ids of the page's sections, in order (``summary``, ``attacks``, ...)."""
+
+    def __str__(self) -> str:
+        return f"report written to {self.index} ({len(self.figures)} figures; sections: {', '.join(self.sections)})"
+
+
+def _check_number(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo < value < hi:
+        raise ValueError(f"{name} must be in ({lo}, {hi}), got {value}")
+
+
+def build_page(
+    records: Sequence[Record],
+    *,
+    title: str = "Robustness report",
+    seed: int = 0,
+    normalize: Normalize = "clean",
+    score_bounds: Mapping[str, tuple[float, float]] | None = None,
+    confidence: float = 0.95,
+    reps: int = 2000,
+    dpi: int = 110,
+) -> tuple[str, FigureSink, tuple[str, ...]]:
+    """Compute and render the page of loaded records in memory: ``(html, rendered figures, section ids)``.
+
+    Arguments as in :func:`report`, with records (see :func:`~robustrl.report.loading.load_result`)
+    instead of paths.
+    """
+    _check_number("confidence", confidence, 0.0, 1.0)
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    if not records:
+        raise ValueError("no results to report")
+    evals = [r for r in records if isinstance(r, EvaluationRecord)]
+    certs = [r for r in records if isinstance(r, CertificateRecord)]
+    dynamics = [r for r in records if isinstance(r, DynamicsRecord)]
+    sink = FigureSink(dpi=dpi)
+    extra: list[str] = []
+    sections: list[Section | None] = []
+    table = score_table(evals, normalize=normalize, score_bounds=score_bounds) if evals else None
+    agg = None
+    if table is not None:
+        agg, headline = aggregate_section(table, sink, confidence=confidence, reps=reps, seed=seed)
+        extra.append(headline)
+    sections.append(headline_section(evals, certs, dynamics, extra))
+    sections.append(attacks_section(evals, sink))
+    sections.append(certificates_section(certs, evals, sink))
+    sections.append(shifts_section(dynamics, sink))
+    sections.append(agg)
+    sections.append(numbers_section(evals))
+    sections.append(provenance_section(records))
+    kept = [s for s in sections if s is not None]
+    from robustrl import __version__
+
+    counts = ", ".join(
+        f"{n} {word}{'s' if n != 1 else ''}"
+        for n, word in ((len(evals), "evaluation"), (len(dynamics), "dynamics grid"), (len(certs), "certificate"))
+        if n
+    )
+    subtitle = (
+        f"{counts} · "
+        f"tasks: {', '.join(dict.fromkeys(r.env_id for r in records))} · "
+        f"generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by robustrl {__version__}"
+    )
+    html = page_html(title, subtitle, kept, footer=f"robustrl {__version__} · report seed {seed}")
+    bad = external_references(html)
+    if bad:  # pragma: no cover - guards the invariant; tests check it directly
+        raise RuntimeError(f"report would reference external resources: {bad[:5]}")
+    return html, sink, tuple(s.id for s in kept)
+
+
+def report(
+    results: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    title: str = "Robustness report",
+    seed: int = 0,
+    normalize: Normalize = "clean",
+    score_bounds: Mapping[str, tuple[float, float]] | None = None,
+    confidence: float = 0.95,
+    reps: int = 2000,
+    dpi: int = 110,
+) -> ReportResult:
+    """Write a self-contained HTML robustness report of evaluation and certificate files.
+
+    Args:
+        results: JSON files written by ``robustrl.evaluate_policy(...).save`` (``"kind": "evaluation"``),
+            ``robustrl.evaluate.evaluate_dynamics(...).save`` (``"kind": "dynamics"``) or
+            ``robustrl.certify_policy(...).save`` (``"kind": "certificate"``). Several evaluations of one
+            env id are runs of that task; distinct env ids are tasks.
+        out_dir: output folder; ``index.html`` and ``figures/<name>.png|svg`` are (over)written there.
+        title: page title.
+        seed: seed of the bootstrap behind the aggregate intervals and profiles (same seed, same page).
+        normalize: how aggregate scores are normalised per task (see :mod:`robustrl.report.scores`).
+        score_bounds: ``{env_id: (min, max)}`` for ``normalize="minmax"``.
+        confidence: level of the aggregate intervals.
+        reps: bootstrap resamples.
+        dpi: PNG resolution.
+
+    Returns:
+        :class:`ReportResult` with the page and figure paths.
+
+    Raises:
+        FileNotFoundError: a result file is missing (named).
+        ValueError: a result file is not JSON, of an unknown kind or malformed (named), or a bad option.
+            Nothing is written then.
+
+    """
+    html, sink, section_ids = build_page(
+        load_results(results),
+        title=title,
+        seed=seed,
+        normalize=normalize,
+        score_bounds=score_bounds,
+        confidence=confidence,
+        reps=reps,
+        dpi=dpi,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figdir = out / FIGURES_DIR
+    figdir.mkdir(exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        staged: list[tuple[Path, Path]] = []
+        files = []
+        for it in sink.items:
+            ff = FigureFiles(figdir / f"{it.stem}.png", figdir / f"{it.stem}.svg")
+            (stage / ff.png.name).write_bytes(it.png)
+            (stage / ff.svg.name).write_bytes(it.svg)
+            staged += [(stage / ff.png.name, ff.png), (stage / ff.svg.name, ff.svg)]
+            files.append(ff)
+        (stage / "index.html").write_text(html, encoding="utf-8")
+        for src, dst in [*staged, (stage / "index.html", out / "index.html")]:
+            os.replace(src, dst)  # same file system: each rename is atomic; the page comes last
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    logger.info("report: wrote %s with %d figures", out / "index.html", len(files))
+    return ReportResult(out / "index.html", tuple(files), section_ids)
+
+
+def run_report(cfg: ReportConfig) -> ReportResult:
+    """CLI entry point: ``robustrl report RESULTS... --out DIR``."""
+    return report(
+        cfg.results,
+        cfg.out,
+        title=cfg.title,
+        seed=cfg.seed,
+        normalize=cfg.normalize,
+        score_bounds=parse_score_bounds(cfg.score_bounds),
+        confidence=cfg.confidence,
+        reps=cfg.reps,
+        dpi=cfg.dpi,
+    )

@@ -1,0 +1,179 @@
+import json
+
+import numpy as np
+import pytest
+
+from robustrl import stats
+from robustrl.cli import main
+from robustrl.report import ReportConfig, load_results, report
+from robustrl.report.html import external_references
+from robustrl.report.scores import aggregate_section, parse_score_bounds, score_table
+from robustrl.report.sections import FigureSink
+
+
+def test_report_of_real_results(real_files, tmp_path):
+    files = [real_files["evaluation"], real_files["dynamics"], real_files["certificate"]]
+    res = report(files, tmp_path / "out", title="CartPole robustness", seed=0)
+    assert res.index == tmp_path / "out" / "index.html"
+    assert res.sections == ("summary", "attacks", "certificates", "shifts", "numbers", "provenance")
+    # one attack figure (one threat model), the certificate, the dynamics heatmap; PNG + SVG each
+    assert len(res.figures) == 3
+    for f in res.figures:
+        assert f.png.read_bytes()[:4] == b"\x89PNG" and b"<svg" in f.svg.read_bytes()[:2000]
+    page = res.index.read_text()
+    assert external_references(page) == []
+    assert page.count("<img ") == 3 and page.count('src="data:image/svg+xml;base64,') == 3
+    ev = json.loads(real_files["evaluation"].read_text())
+    ce = json.loads(real_files["certificate"].read_text())
+    # headline numbers: clean return, the strongest attack at each budget, the certified bound
+    assert f'<div class="value">{ev["clean"]["mean"]:,.0f}</div>' in page
+    for b, m in zip(ev["strongest"][0]["budgets"][1:], ev["strongest"][0]["mean"][1:]):
+        assert f'Worst case ε∞ = {b:g}</div><div class="value">{m:,.0f}' in page
+    assert 'Certified B = 0.4</div><div class="value">≥ ' in page
+    assert f"{ce['bounds'][1]:.1f}" in page or f"{ce['bounds'][1]:,.0f}" in page or f"{ce['bounds'][1]:.3g}" in page
+    # configs, versions and seeds
+    assert "Configs, versions and seeds" in page and ev["provenance"]["torch"] in page
+    assert page.count("<details>") >= 6  # config + provenance of each file, plus the full threat table
+    assert not list((tmp_path / "out").glob(".report-*"))
+
+
+def test_missing_or_bad_file_writes_nothing(real_files, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        report([real_files["evaluation"], tmp_path / "missing.json"], out)
+    assert not out.exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kind": "sweep"}))
+    out.mkdir()
+    (out / "index.html").write_text("old")
+    with pytest.raises(ValueError, match=r"bad\.json.*unknown kind 'sweep'"):
+        report([real_files["evaluation"], bad], out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    assert (out / "index.html").read_text() == "old"
+
+
+def test_failed_write_keeps_the_old_page(real_files, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("old")
+    import os
+
+    real_replace = os.replace
+
+    def fail_on_page(src, dst):
+        if str(dst).endswith("index.html"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_page)
+    with pytest.raises(OSError, match="disk full"):
+        report([real_files["evaluation"]], out)
+    monkeypatch.undo()
+    assert (out / "index.html").read_text() == "old"
+    assert not list(out.glob(".report-*"))
+
+
+def _runs(make_eval, tmp_path):
+    a1 = make_eval(tmp_path / "a1.json", "TaskA-v0", 500.0, {"pgd": [250.0, 50.0], "noise": [480.0, 400.0]}, seed=1)
+    a2 = make_eval(tmp_path / "a2.json", "TaskA-v0", 400.0, {"pgd": [100.0, 0.0], "noise": [380.0, 300.0]}, seed=2)
+    b1 = make_eval(tmp_path / "b1.json", "TaskB-v0", 100.0, {"pgd": [100.0, 20.0]}, seed=1)
+    b2 = make_eval(tmp_path / "b2.json", "TaskB-v0", 100.0, {"pgd": [50.0, 10.0]}, seed=2)
+    return [a1, a2, b1, b2]
+
+
+def test_score_table_normalises_by_the_task_clean_return(make_eval, tmp_path):
+    evals = load_results(_runs(make_eval, tmp_path))
+    table = score_table(evals)
+    assert table is not None and table.tasks == ("TaskA-v0", "TaskB-v0") and table.runs == 2
+    assert list(table.scores) == ["clean", "ε∞ = 0.1", "ε∞ = 0.2"]
+    # task A's clean reference is (500 + 400) / 2 = 450, task B's is 100
+    np.testing.assert_allclose(table.scores["clean"], [[500 / 450, 1.0], [400 / 450, 1.0]])
+    np.testing.assert_allclose(table.scores["ε∞ = 0.1"], [[250 / 450, 1.0], [100 / 450, 0.5]])
+    np.testing.assert_allclose(table.scores["ε∞ = 0.2"], [[50 / 450, 0.2], [0.0, 0.1]])
+
+    mm = score_table(evals, normalize="minmax", score_bounds={"TaskA-v0": (0, 500), "TaskB-v0": (0, 200)})
+    assert mm is not None
+    np.testing.assert_allclose(mm.scores["ε∞ = 0.1"], [[0.5, 0.5], [0.2, 0.25]])
+    raw = score_table(evals, normalize="none")
+    assert raw is not None
+    np.testing.assert_allclose(raw.scores["clean"], [[500, 100], [400, 100]])
+
+
+def test_score_table_errors_and_edge_cases(make_eval, tmp_path):
+    neg = load_results([
+        make_eval(tmp_path / "n1.json", "Pendulum-v1", -150.0, {"pgd": [-400.0, -900.0]}),
+        make_eval(tmp_path / "n2.json", "Pendulum-v1", -170.0, {"pgd": [-500.0, -1000.0]}),
+    ])  # fmt: skip
+    with pytest.raises(ValueError, match="Pendulum-v1.*minmax"):
+        score_table(neg)
+    with pytest.raises(ValueError, match=r"score bounds for task\(s\) \['Pendulum-v1'\]"):
+        score_table(neg, normalize="minmax")
+    t = score_table(neg, normalize="minmax", score_bounds=parse_score_bounds(["Pendulum-v1=-1600:0"]))
+    assert t is not None
+    np.testing.assert_allclose(t.scores["clean"][:, 0], [1 - 150 / 1600, 1 - 170 / 1600])
+    assert score_table(neg[:1]) is None  # one run of one task: nothing to aggregate
+    for bad in ("Pendulum-v1", "x=1", "x=2:1", "=0:1", "x=a:b"):
+        with pytest.raises(ValueError, match="ENV_ID=MIN:MAX"):
+            parse_score_bounds([bad])
+    unequal = score_table(load_results(_runs(make_eval, tmp_path)[:3]))
+    assert unequal is not None and unequal.runs == 1
+    assert "different numbers of runs" in unequal.notes[0]
+
+
+def test_aggregate_section_over_runs_and_tasks(make_eval, tmp_path):
+    files = _runs(make_eval, tmp_path)
+    res = report(files, tmp_path / "out", seed=5, reps=500)
+    assert "aggregate" in res.sections
+    page = res.index.read_text()
+    assert "Aggregate over 2 runs × 2 tasks" in page
+    # the IQM shown is robustrl.stats' on the normalised matrix, with the same seed and resamples
+    table = score_table(load_results(files))
+    assert table is not None
+    iv = stats.aggregate(table.scores["ε∞ = 0.1"], "iqm", reps=500, seed=_seed(5, 1))
+    assert iv.point == pytest.approx((0.5 + 250 / 450) / 2)  # middle two of 100/450, 0.5, 250/450, 1
+    assert f'IQM ε∞ = 0.1</div><div class="value">{iv.point:.3f}</div>' in page
+    assert f"CI [{iv.low:.3f}, {iv.high:.3f}]" in page
+    assert external_references(page) == []
+    names = {f.png.name for f in res.figures}
+    assert {"aggregate-intervals.png", "performance-profiles.png"} <= names
+
+
+def _seed(seed, k):
+    from robustrl.common.seeding import derive_seed
+
+    return derive_seed(seed, k)
+
+
+def test_same_seed_same_aggregate(make_eval, tmp_path, monkeypatch):
+    table = score_table(load_results(_runs(make_eval, tmp_path)))
+    assert table is not None
+    one = aggregate_section(table, FigureSink(), seed=3, reps=300)
+    two = aggregate_section(table, FigureSink(), seed=3, reps=300)
+    assert one == two
+    # the report's seed reaches every bootstrap, one derived seed per condition
+    seen = []
+    real = stats.aggregate_all
+
+    def spy(scores, metrics, **kw):
+        seen.append(kw["seed"])
+        return real(scores, metrics, **kw)
+
+    monkeypatch.setattr(stats, "aggregate_all", spy)
+    aggregate_section(table, FigureSink(), seed=4, reps=300)
+    assert seen == [_seed(4, k) for k in range(3)]
+
+
+def test_cli_report(real_files, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["report", str(real_files["evaluation"]), str(real_files["certificate"]), "--out", str(out)])
+    assert code == 0
+    assert "report written to" in capsys.readouterr().out
+    assert (out / "index.html").is_file()
+    code = main(["report", str(tmp_path / "absent.json"), "--out", str(out)])
+    assert code == 1
+    assert "absent.json" in capsys.readouterr().err
+
+
+def test_report_config_defaults():
+    cfg = ReportConfig(results=())
+    assert cfg.seed == 0 and cfg.normalize == "clean" and str(cfg.out) == "report"
