@@ -13,9 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
+
+from robustrl.policies.base import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +140,8 @@ def demo(cfg: DemoConfig) -> DemoResult:
         )
     )
     logger.info("      %s", trained)
-    policy = trained.policy
+    policy = cast(Policy, trained.policy)
     policy_path = out / "train" / "policy.zip"
-    if not policy_path.exists():
-        from robustrl.policies import save_policy
-
-        policy_path = save_policy(policy, out / "policy.zip", env_id=cfg.env)
 
     logger.info(
         "[2/%d] attacking the smoothed policy: %s at ε ∈ %s, episode-total ℓ2 at B ∈ %s",

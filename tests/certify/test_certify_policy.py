@@ -113,6 +113,31 @@ def test_certify_policy_refusals(policy: ActorCriticPolicy) -> None:
     assert c.floor == 0.0
 
 
+class _Exploding:
+    observation_space = None
+    action_space = None
+
+    def act(self, obs: torch.Tensor, **kw: Any) -> torch.Tensor:
+        raise AssertionError("sampling started before the settings were checked")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "cp"}, "grid"),
+        ({"alpha": 0.9}, "alpha"),
+        ({"episodes": 1}, "too few"),
+        ({"quantile": 0.5, "episodes": 4}, "too few"),
+        ({"budgets": [-1.0]}, "budgets"),
+    ],
+)
+def test_certify_policy_refuses_before_sampling(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"sigma": 0.2, "budgets": [0.0], "episodes": 10_000}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        certify_policy(_Exploding(), "CartPole-v1", **args)  # type: ignore[arg-type]
+
+
 def test_save_load_round_trip(policy: ActorCriticPolicy, tmp_path: Path) -> None:
     c = certify_policy(policy, "CartPole-v1", sigma=0.2, budgets=[0.0, 0.3], episodes=100, method="cp",
                        max_return=500, quantile=0.5)

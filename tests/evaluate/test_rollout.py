@@ -61,7 +61,7 @@ def test_same_seed_same_returns_and_episode_count_not_multiple_of_copies():
     assert not torch.equal(a.lengths, c.lengths)
 
 
-def test_episode_order_is_fixed_by_copy_assignment():
+def test_with_one_copy_per_episode_results_follow_copies():
     # With one copy per episode the result is the first episode of each copy, whatever finishes first.
     env = make_env("CartPole-v1", num_envs=16)
     res = rollout(AlwaysLeft(), env, episodes=16, seed=5)

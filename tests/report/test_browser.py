@@ -40,7 +40,9 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def _chromium() -> str:
+@pytest.fixture
+def browser() -> str:
+    """The Chromium executable (checked before any result file is computed)."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)
         if path:
@@ -69,8 +71,7 @@ def _render(browser: str, page, tmp_path) -> tuple[str, np.ndarray]:
     return proc.stdout, pixels
 
 
-def test_report_renders_in_headless_chromium(real_files, tmp_path):
-    browser = _chromium()
+def test_report_renders_in_headless_chromium(browser, real_files, tmp_path):
     files = [real_files["evaluation"], real_files["dynamics"], real_files["certificate"]]
     res = report(files, tmp_path / "out", title="Browser check")
     probe = tmp_path / "out" / "probe.html"

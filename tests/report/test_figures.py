@@ -54,6 +54,8 @@ def test_return_vs_budget_draws_each_series_with_its_data():
     lo, hi = ax.get_ylim()
     assert lo <= 40.0 and hi >= 500.0
     assert set(legend_labels(fig)) == set(lines)
+    anchored = F.return_vs_budget({"gaussian": NOISE}, ymin=0.0)
+    assert anchored.axes[0].get_ylim()[0] == 0.0
 
 
 def test_return_vs_budget_rejects_bad_input():
@@ -118,6 +120,9 @@ def test_dynamics_shift_1d_is_a_line_with_band_and_nominal():
     np.testing.assert_array_equal(lines["nominal"].get_xdata(), [9.8, 9.8])
     assert len(ax.collections) == 1 and ax.get_xlabel() == "gravity"
     assert not ax.images
+    anchored = F.dynamics_shift(["gravity"], [[5.0, 9.8]], [480.0, 495.0], vmin=0.0)
+    lo, hi = anchored.axes[0].get_ylim()
+    assert lo == 0.0 and hi >= 495.0
 
 
 def test_dynamics_shift_3d_small_multiples_share_one_colour_scale():

@@ -7,7 +7,7 @@ from robustrl import stats
 from robustrl.cli import main
 from robustrl.report import ReportConfig, load_results, report
 from robustrl.report.html import external_references
-from robustrl.report.scores import aggregate_section, parse_score_bounds, score_table
+from robustrl.report.scores import aggregate_section, parse_score_bounds, pool_runs, score_table
 from robustrl.report.sections import FigureSink
 
 
@@ -50,6 +50,9 @@ def test_missing_or_bad_file_writes_nothing(real_files, tmp_path):
         report([real_files["evaluation"], bad], out)
     assert sorted(p.name for p in out.iterdir()) == ["index.html"]
     assert (out / "index.html").read_text() == "old"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile.*not a folder"):
+        report([real_files["evaluation"]], tmp_path / "afile")
 
 
 def test_failed_write_keeps_the_old_page(real_files, tmp_path, monkeypatch):
@@ -177,3 +180,29 @@ def test_cli_report(real_files, tmp_path, capsys):
 def test_report_config_defaults():
     cfg = ReportConfig(results=())
     assert cfg.seed == 0 and cfg.normalize == "clean" and str(cfg.out) == "report"
+
+
+def test_pool_runs_means_over_runs(make_eval, tmp_path):
+    a1, a2 = load_results(_runs(make_eval, tmp_path)[:2])
+    pooled = pool_runs([a1, a2], reps=500, seed=0)
+    assert pooled.runs == 2 and pooled.path.name == "2 runs" and pooled.env_id == "TaskA-v0"
+    assert pooled.clean.point == pytest.approx(450.0)
+    assert pooled.clean.low <= 450.0 <= pooled.clean.high and 400.0 <= pooled.clean.low
+    pgd = next(c for c in pooled.curves if c.name == "pgd")
+    np.testing.assert_allclose(pgd.mean, [450.0, 175.0, 25.0])
+    np.testing.assert_array_equal(pgd.episodes, [8, 8, 8])
+    (strong,) = pooled.strongest
+    np.testing.assert_allclose(strong.mean, [450.0, 175.0, 25.0])
+    assert strong.which == ("clean", "pgd", "pgd")
+    assert (strong.low <= strong.mean).all() and (strong.mean <= strong.high).all()
+    with pytest.raises(ValueError, match="one task"):
+        pool_runs(load_results(_runs(make_eval, tmp_path)[1:3]))
+
+
+def test_report_shows_each_task_once_when_pooled(make_eval, tmp_path):
+    res = report(_runs(make_eval, tmp_path), tmp_path / "out", reps=300)
+    page = res.index.read_text()
+    assert "<h3>TaskA-v0 · 2 runs</h3>" in page and "<h3>TaskB-v0 · 2 runs</h3>" in page
+    attack_figs = [f for f in res.figures if "attacks" in f.png.name]
+    assert len(attack_figs) == 2  # one per task, not one per run
+    assert "Each of the 2 runs" in page and "a1.json" in page

@@ -118,21 +118,22 @@ def test_mean_interval_matches_normal_theory() -> None:
     assert iv.high == pytest.approx(iv.point + 1.96 * sd, abs=0.05 * sd * 1.96)
 
 
-@pytest.mark.parametrize("name", ["iqm", "mean"])
-def test_close_to_rliable_interval(name: str) -> None:
+@pytest.mark.parametrize(("name", "rliable_reps"), [("iqm", 5000), ("mean", 10_000)])
+def test_close_to_rliable_interval(name: str, rliable_reps: int) -> None:
     scores = _scores(10, 5, seed=4)
     state = np.random.get_state()  # noqa: NPY002
     np.random.seed(0)  # noqa: NPY002  (rliable's StratifiedBootstrap draws from the global NumPy RNG)
     try:
-        point, ci = rly.get_interval_estimates({"a": scores}, lambda x: np.array([RLY[name](x)]), reps=10_000)
+        point, ci = rly.get_interval_estimates({"a": scores}, lambda x: np.array([RLY[name](x)]), reps=rliable_reps)
     finally:
         np.random.set_state(state)  # noqa: NPY002
-    ours = stats.aggregate(scores, name, reps=10_000, seed=0)
+    ours = stats.aggregate(scores, name, reps=20_000, seed=0)
     assert ours.point == float(point["a"][0])
-    # percentile Monte-Carlo error with 10k replicates is ~2 % of the bootstrap sd; allow 10 %
+    # Monte-Carlo s.d. of a 2.5 % percentile: ~0.02 (20k reps) and ~0.04 (5k reps) bootstrap s.d.;
+    # allow 0.15 bootstrap s.d. (> 3 s.d. of the difference)
     sd = ours.width / (2 * 1.96)
-    assert ours.low == pytest.approx(float(ci["a"][0, 0]), abs=0.1 * sd)
-    assert ours.high == pytest.approx(float(ci["a"][1, 0]), abs=0.1 * sd)
+    assert ours.low == pytest.approx(float(ci["a"][0, 0]), abs=0.15 * sd)
+    assert ours.high == pytest.approx(float(ci["a"][1, 0]), abs=0.15 * sd)
 
 
 def test_optimality_gap_gamma() -> None:

@@ -213,3 +213,29 @@ def test_bad_configs_and_undifferentiable_policies_raise():
         pgd(Numpy(), torch.zeros(2, 2), 0.1, None)
     with pytest.raises(ValueError, match="critic"):
         critic(Numpy(), torch.zeros(2, 2), 0.1, None)
+
+
+class Wiggly(torch.nn.Module):
+    """1-D policy whose score x + 0.1·sin(50x) wiggles fast: pointwise gradients point anywhere, while the
+    Gaussian-smoothed score (σ = 0.3 averages the wiggle out) increases with x."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def logits(self, obs):
+        z = obs[:, 0] + 0.1 * torch.sin(50 * obs[:, 0])
+        return torch.stack([-z, z], -1)
+
+    def act(self, obs, *, deterministic=True, generator=None):
+        return self.logits(obs).argmax(-1)
+
+
+def test_eot_attacks_the_smoothed_policy_through_its_noise():
+    policy = Wiggly()
+    obs = torch.linspace(0.3, 0.5, 400)[:, None]  # the smoothed policy picks action 1 here
+    gen = torch.Generator().manual_seed(0)
+    plain = fgsm(policy, obs, 0.2, gen, FGSMConfig())
+    eot = fgsm(policy, obs, 0.2, gen, FGSMConfig(smoothing_sigma=0.3, eot_samples=64))
+    # lowering the smoothed score means moving left; EOT does so almost always, the plain gradient at random
+    assert (eot < obs).float().mean() > 0.95
+    assert 0.3 < (plain < obs).float().mean() < 0.7

@@ -135,3 +135,22 @@ def test_per_step_threat_in_rollout_is_deterministic_and_bounded(theta_policy):
     a = rollout(theta_policy, env, 16, seed=2, obs_transform=spy).returns
     b = rollout(theta_policy, env, 16, seed=2, obs_transform=threat).returns
     assert torch.equal(a, b) and max(seen) <= 0.05 + 1e-6
+
+
+def test_only_active_rows_are_attacked_when_the_context_says_so(theta_policy, make_ctx):
+    from dataclasses import dataclass
+
+    from robustrl.evaluate import StepContext
+
+    @dataclass(frozen=True)
+    class ActiveContext(StepContext):
+        active: torch.Tensor = None
+
+    obs = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 0.05
+    base = make_ctx(theta_policy, 6)
+    active = torch.tensor([True, False, True, False, False, True])
+    ctx = ActiveContext(base.policy, base.step, base.episode_start, base.generator, active)
+    threat = make_threat("pgd", 0.05, random_start=False)
+    adv = threat(obs, ctx)
+    assert torch.equal(adv[~active], obs[~active])
+    torch.testing.assert_close(adv[active], pgd(theta_policy, obs[active], 0.05, None, PGDConfig(random_start=False)))

@@ -40,29 +40,29 @@ from robustrl.policies.networks import QNetworkPolicy
 class DQNConfig:
     """DQN hyperparameters (defaults: a fast CartPole-v1 setting; see :data:`DQN_PRESETS`)."""
 
-    num_envs: int = 8
+    num_envs: int = 16
     """Env copies stepped together."""
-    total_steps: int = 60_000
+    total_steps: int = 80_000
     """Environment transitions to train for (summed over copies)."""
-    learning_rate: float = 2.3e-3
+    learning_rate: float = 1e-3
     """Adam step size."""
     buffer_size: int = 100_000
     """Replay buffer capacity (transitions)."""
     learning_starts: int = 1_000
     """Transitions collected before the first update."""
-    batch_size: int = 64
+    batch_size: int = 256
     """Transitions per gradient step."""
     gamma: float = 0.99
     """Discount factor."""
-    train_freq: int = 32
+    train_freq: int = 2
     """Env steps (of all copies at once) between two rounds of updates."""
-    gradient_steps: int = 128
+    gradient_steps: int = 4
     """Gradient steps per round of updates."""
     target_update_interval: int = 10
     """Gradient steps between target-network updates."""
     tau: float = 1.0
     """Target update rate (1: hard copy)."""
-    exploration_fraction: float = 0.16
+    exploration_fraction: float = 0.1
     """Fraction of total_steps over which ε decays linearly."""
     exploration_initial_eps: float = 1.0
     """ε at the start."""
@@ -72,11 +72,11 @@ class DQNConfig:
     """Global gradient-norm clip (None: no clipping)."""
     double_q: bool = False
     """Choose the next action with the online network (double DQN)."""
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (64, 64)
     """Hidden widths of the Q network."""
     activation: Literal["tanh", "relu"] = "relu"
     """Hidden activation."""
-    head: Literal["regression", "hl_gauss"] = "regression"
+    head: Literal["regression", "hl_gauss"] = "hl_gauss"
     """Q head: scalar regression (Huber loss) or HL-Gauss classification (cross-entropy)."""
     num_bins: int = 51
     """Atoms of the HL-Gauss head."""

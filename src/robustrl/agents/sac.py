@@ -208,7 +208,8 @@ class SAC:
         u = mean + log_std.exp() * eps
         return torch.tanh(u), squashed_log_prob(u, mean, log_std)
 
-    def _q(self, critics: nn.ModuleList, feats: torch.Tensor, env_action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @staticmethod
+    def _q(critics: nn.ModuleList, feats: torch.Tensor, env_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([feats, env_action], dim=-1)
         return critics[0](x).squeeze(-1), critics[1](x).squeeze(-1)
 

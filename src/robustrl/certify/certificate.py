@@ -24,6 +24,7 @@ from robustrl.certify.sampler import check_same_device, default_num_envs, sample
 from robustrl.certify.smoothing import (
     ArrayLike,
     Method,
+    dkw_margin,
     expected_return_bound,
     percentile_bound,
     resolve_budgets,
@@ -172,6 +173,39 @@ def load_certificate(path: str | os.PathLike[str]) -> Certificate:
         raise ValueError(f"certificate {str(path)!r} is missing or has a malformed field: {err}") from err
 
 
+def _validate_before_sampling(
+    episodes: int,
+    alpha: float,
+    method: str,
+    budgets: float | ArrayLike | None,
+    thresholds: Sequence[float] | None,
+    max_return: float | None,
+    quantile: float | None,
+) -> None:
+    """Refuse settings that cannot give a certificate before spending time on sampling."""
+    if not 0 < float(alpha) < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) (the certificate holds with probability 1 − alpha), got {alpha!r}")
+    if method not in ("dkw", "cp"):
+        raise ValueError(f"method must be 'dkw' or 'cp', got {method!r}")
+    if method == "cp" and thresholds is None and max_return is None:
+        raise ValueError(
+            "method='cp' needs a threshold grid fixed before the data: pass thresholds=[...] or max_return="
+        )
+    if method == "dkw" and dkw_margin(episodes, float(alpha)) >= 1:
+        raise ValueError(
+            f"episodes={episodes} is too few for alpha={alpha}: the DKW half-width is >= 1, nothing can be "
+            "certified; use thousands of episodes"
+        )
+    if budgets is not None:
+        resolve_budgets(budgets, None, None)
+    if quantile is not None:
+        q = float(quantile)
+        if not 0 < q < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+        if (1 - q) ** episodes > float(alpha):
+            raise ValueError(f"episodes={episodes} is too few to certify the {q}-quantile at alpha={alpha}")
+
+
 def certify_policy(
     policy: Policy | str | os.PathLike[str],
     env_id: str | VecEnv,
@@ -217,7 +251,8 @@ def certify_policy(
         horizon: H for ``epsilon``; default the env's ``max_episode_steps``.
         quantile: also certify this quantile of the attacked return (e.g. 0.5).
         num_envs: env copies stepped together; default 1024 on CPU, up to 2²⁰ on GPU.
-        device: where envs and policy run; default the policy's device.
+        device: where the envs run; default the policy's device. A policy loaded here from a path is
+            moved there; a policy object must already be on it.
         deterministic: greedy base actions.
         progress: show a progress bar.
         env_kwargs: extra keyword arguments for ``make_env``.
@@ -236,6 +271,8 @@ def certify_policy(
     if isinstance(policy, str | os.PathLike):
         policy_source = str(policy)
         policy = load_policy(policy)
+        if device is not None and callable(getattr(policy, "to", None)):
+            policy = policy.to(torch.device(device))  # type: ignore[attr-defined]  # our own copy
     else:
         policy_source = type(policy).__name__
     if episodes < 1:
@@ -245,8 +282,7 @@ def certify_policy(
         raise ValueError(f"sigma must be a finite number > 0 (the smoothing noise std), got {sigma!r}")
     if budgets is None and epsilon is None:
         raise ValueError("budgets is required (total ℓ2 budgets B >= 0), or epsilon with horizon")
-    if budgets is not None:
-        resolve_budgets(budgets, None, None)  # fail before sampling
+    _validate_before_sampling(episodes, alpha, method, budgets, thresholds, max_return, quantile)
 
     own_env = not isinstance(env_id, VecEnv)
     if own_env:

@@ -27,13 +27,13 @@ GRAVITY = 9.8
 
 
 def acrobot_derivs(s: torch.Tensor, torque: torch.Tensor, p: dict[str, torch.Tensor], book: bool) -> torch.Tensor:
-    """Time derivative ``[N, 4]`` of the state ``s [N, 4]`` under ``torque [N]`` (Gymnasium's ``_dsdt``)."""
+    """Time derivative ``[4, N]`` of the state ``s [4, N]`` under ``torque [N]`` (Gymnasium's ``_dsdt``)."""
     m1, m2 = p["LINK_MASS_1"], p["LINK_MASS_2"]
     l1 = p["LINK_LENGTH_1"]
     lc1, lc2 = p["LINK_COM_POS_1"], p["LINK_COM_POS_2"]
     i1 = i2 = p["LINK_MOI"]
     g = GRAVITY
-    theta1, theta2, dtheta1, dtheta2 = s.unbind(1)
+    theta1, theta2, dtheta1, dtheta2 = s.unbind(0)
     cos2, sin2 = torch.cos(theta2), torch.sin(theta2)
     d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos2) + i1 + i2
     d2 = m2 * (lc2**2 + l1 * lc2 * cos2) + i2
@@ -51,7 +51,7 @@ def acrobot_derivs(s: torch.Tensor, torque: torch.Tensor, p: dict[str, torch.Ten
     else:
         ddtheta2 = (torque + d2 / d1 * phi1 - phi2) / (m2 * lc2**2 + i2 - d2**2 / d1)
     ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
-    return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2), dim=1)
+    return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2))
 
 
 def rk4_step(
@@ -105,32 +105,30 @@ class AcrobotEnv(NativeVecEnv):
         self.action_space = gym.spaces.Discrete(3)
         self.book_or_nips = book_or_nips
         super().__init__(num_envs, **kwargs)
-        self._torques = torch.tensor([-1.0, 0.0, 1.0], dtype=self.dtype, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = self._uniform(n, 4)
+        u = self._uniform(4, n)
         # Gymnasium draws in float64 and stores the initial state as float32.
         return u.mul_(0.2).sub_(0.1).to(torch.float32).to(self.dtype)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        torque = self._torques[action]
+        torque = action.to(self.dtype) - 1.0  # AVAIL_TORQUE = [-1, 0, +1]
         ns = rk4_step(state, torque, self._p, self.book_or_nips == "book")
-        th1, th2, v1, v2 = ns.unbind(1)
+        th1, th2, v1, v2 = ns.unbind(0)
         ns = torch.stack(
             (
                 wrap(th1, -math.pi, math.pi),
                 wrap(th2, -math.pi, math.pi),
                 v1.clamp(-MAX_VEL_1, MAX_VEL_1),
                 v2.clamp(-MAX_VEL_2, MAX_VEL_2),
-            ),
-            dim=1,
+            )
         )
-        terminated = -torch.cos(ns[:, 0]) - torch.cos(ns[:, 1] + ns[:, 0]) > 1.0
+        terminated = -torch.cos(ns[0]) - torch.cos(ns[1] + ns[0]) > 1.0
         reward = terminated.to(torch.float32) - 1.0
         return ns, reward, terminated
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        th1, th2, v1, v2 = state.unbind(1)
+        th1, th2, v1, v2 = state.unbind(0)
         return torch.stack((torch.cos(th1), torch.sin(th1), torch.cos(th2), torch.sin(th2), v1, v2), dim=1).to(
             torch.float32
         )

@@ -8,7 +8,7 @@ included), TimeLimit 500.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -24,84 +24,53 @@ THETA_THRESHOLD = 12 * 2 * math.pi / 360
 """|theta| beyond which the episode terminates (rad)."""
 
 
-class CartPoleCoefficients(NamedTuple):
-    """Per-copy constants of the cart-pole equations, derived once from the physical parameters."""
-
-    push: torch.Tensor
-    """``[2, N]``: acceleration of the cart by action 0 and 1, ``∓force_mag / total_mass``."""
-    pml: torch.Tensor
-    """``[N]``: ``masspole · length / total_mass``."""
-    gravity: torch.Tensor
-    """``[N]``: gravitational acceleration."""
-    four_thirds_length: torch.Tensor
-    """``[N]``: ``4/3 · length``."""
-    ml: torch.Tensor
-    """``[N]``: ``length · masspole / total_mass``."""
-    thresholds: torch.Tensor
-    """``[2]``: termination thresholds of ``|x|`` and ``|theta|``."""
-
-
-def cartpole_coefficients(
-    gravity: torch.Tensor,
-    masscart: torch.Tensor,
-    masspole: torch.Tensor,
-    length: torch.Tensor,
-    force_mag: torch.Tensor,
-) -> CartPoleCoefficients:
-    """Derive the per-copy constants of :func:`cartpole_step` from Gymnasium's parameters.
-
-    Args:
-        gravity: ``[N]`` gravitational acceleration (m/s²).
-        masscart: ``[N]`` cart mass (kg).
-        masspole: ``[N]`` pole mass (kg).
-        length: ``[N]`` half the pole's length (m), as in Gymnasium.
-        force_mag: ``[N]`` push magnitude (N).
-    """
-    total_mass = masspole + masscart
-    fo = force_mag / total_mass
-    ml = masspole * length / total_mass
-    return CartPoleCoefficients(
-        push=torch.stack((-fo, fo)),
-        pml=ml,
-        gravity=gravity,
-        four_thirds_length=4.0 / 3.0 * length,
-        ml=ml,
-        thresholds=torch.tensor([X_THRESHOLD, THETA_THRESHOLD], dtype=gravity.dtype, device=gravity.device),
-    )
-
-
 def cartpole_step(
-    state: torch.Tensor, action: torch.Tensor, k: CartPoleCoefficients
+    state: torch.Tensor,
+    action: torch.Tensor,
+    gravity: torch.Tensor,
+    masspole: torch.Tensor,
+    total_mass: torch.Tensor,
+    length: torch.Tensor,
+    polemass_length: torch.Tensor,
+    force_mag: torch.Tensor,
+    four_thirds: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Euler step of the cart-pole (Gymnasium's equations, in few fused tensor operations).
+    """One Euler step of the cart-pole, in Gymnasium's order of floating-point operations.
 
-    With ``F = ±force_mag``, ``M = masscart + masspole``, ``m = masspole``, ``l = length``:
-    ``temp = (F + m l thdot² sin th) / M``,
-    ``thacc = (g sin th - cos th · temp) / (l (4/3 - m cos² th / M))``,
-    ``xacc = temp - m l thacc cos th / M``, then ``s' = s + tau · (xdot, xacc, thdot, thacc)``. The
-    algebra is regrouped (divisions by ``M`` folded into the constants) so results can differ from
-    Gymnasium's in the last bits.
+    ``temp = (F + m_p l thdot² sin th) / M``, ``thacc = (g sin th - cos th · temp) / (l (4/3 - m_p cos² th / M))``,
+    ``xacc = temp - m_p l thacc cos th / M``, then ``s' = s + tau · (xdot, xacc, thdot, thacc)``.
 
     Args:
-        state: ``[N, 4]`` = (x, x_dot, theta, theta_dot) in m, m/s, rad, rad/s.
-        action: ``[N]`` int64, 1 pushes right, 0 left.
-        k: constants from :func:`cartpole_coefficients`.
+        state: ``[4, N]``, rows (x, x_dot, theta, theta_dot) in m, m/s, rad, rad/s.
+        action: ``[N]`` int64, 1 pushes right with ``+force_mag``, 0 left.
+        gravity: ``[N]`` gravitational acceleration (m/s²).
+        masspole: ``[N]`` pole mass (kg).
+        total_mass: ``[N]`` cart + pole mass (kg).
+        length: ``[N]`` half the pole's length (m), as in Gymnasium.
+        polemass_length: ``[N]`` masspole · length.
+        force_mag: ``[N]`` push magnitude (N).
+        four_thirds: the constant 4/3 as a 0-dim tensor like ``state`` (made here when None).
 
     Returns:
-        ``(next_state [N, 4], terminated [N] bool)``: terminated when ``|x| > 2.4`` or ``|theta| > 12°``.
+        ``(next_state [4, N], terminated [N] bool)``: terminated when ``|x| > 2.4`` or ``|theta| > 12°``.
     """
-    _, x_dot, theta, theta_dot = state.unbind(1)
-    push = k.push.gather(0, action.view(1, -1)).view(-1)
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    temp = torch.addcmul(push, k.pml * theta_dot, theta_dot * sin)
-    thetaacc = torch.addcmul(k.gravity * sin, cos, temp, value=-1.0) / torch.addcmul(
-        k.four_thirds_length, k.ml * cos, cos, value=-1.0
+    if four_thirds is None:
+        four_thirds = state.new_tensor(4.0 / 3.0)
+    x, x_dot, theta, theta_dot = state.unbind(0)
+    force = torch.where(action == 1, force_mag, -force_mag)
+    costheta = torch.cos(theta)
+    sintheta = torch.sin(theta)
+    temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass
+    # addcdiv(a, b, c, value=-1) is a - b / c, rounded as Gymnasium's two operations are.
+    thetaacc = (gravity * sintheta - costheta * temp) / (
+        length * torch.addcdiv(four_thirds, masspole * (costheta * costheta), total_mass, value=-1.0)
     )
-    xacc = torch.addcmul(temp, k.pml * thetaacc, cos, value=-1.0)
-    nxt = torch.add(state, torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=1), alpha=TAU)
-    # |x| and |theta| against their thresholds; the two bools of a row read as one int16 (an "any").
-    out = (nxt[:, ::2].abs() > k.thresholds).view(torch.int16).view(-1) != 0
-    return nxt, out
+    xacc = torch.addcdiv(temp, polemass_length * thetaacc * costheta, total_mass, value=-1.0)
+    nx = x + TAU * x_dot
+    ntheta = theta + TAU * theta_dot
+    nxt = torch.stack((nx, x_dot + TAU * xacc, ntheta, theta_dot + TAU * thetaacc))
+    terminated = (nx.abs() > X_THRESHOLD) | (ntheta.abs() > THETA_THRESHOLD)
+    return nxt, terminated
 
 
 class CartPoleEnv(NativeVecEnv):
@@ -133,20 +102,34 @@ class CartPoleEnv(NativeVecEnv):
 
     def _derive(self) -> None:
         p = self._p
-        self._k = cartpole_coefficients(p["gravity"], p["masscart"], p["masspole"], p["length"], p["force_mag"])
-        self._ones = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
+        self._total_mass = p["masspole"] + p["masscart"]
+        self._polemass_length = p["masspole"] * p["length"]
+        self._four_thirds = torch.tensor(4.0 / 3.0, dtype=self.dtype, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = self._uniform(n, 4)
-        return u.mul_(0.1).sub_(0.05)
+        return self._uniform(4, n).mul_(0.1).sub_(0.05)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        nxt, terminated = cartpole_step(state, action, self._k)
-        reward = -terminated.to(torch.float32) if self.sutton_barto_reward else self._ones.clone()
+        p = self._p
+        nxt, terminated = cartpole_step(
+            state,
+            action,
+            p["gravity"],
+            p["masspole"],
+            self._total_mass,
+            p["length"],
+            self._polemass_length,
+            p["force_mag"],
+            self._four_thirds,
+        )
+        if self.sutton_barto_reward:
+            reward = -terminated.to(torch.float32)
+        else:
+            reward = torch.ones(terminated.shape, dtype=torch.float32, device=terminated.device)
         return nxt, reward, terminated
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        return state.to(torch.float32, copy=True)
+        return state.t().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
     def _floor(self) -> float:
         return -1.0 if self.sutton_barto_reward else 0.0

@@ -27,22 +27,22 @@ def mountain_car_step(
     """One step of the discrete mountain car (Gymnasium's float64 maths).
 
     Args:
-        state: ``[N, 2]`` = (position, velocity).
+        state: ``[2, N]``, rows (position, velocity).
         push: ``[N]`` int64 action in {0, 1, 2} (push left, none, right).
         force: ``[N]`` acceleration of a push.
         gravity: ``[N]`` gravity term.
         goal_velocity: velocity needed at the goal to terminate.
 
     Returns:
-        ``(next_state [N, 2], terminated [N] bool)``.
+        ``(next_state [2, N], terminated [N] bool)``.
     """
-    position, velocity = state.unbind(1)
+    position, velocity = state.unbind(0)
     velocity = velocity + ((push - 1).to(state.dtype) * force + torch.cos(3 * position) * (-gravity))
     velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED)
     position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION)
     velocity = torch.where((position == MIN_POSITION) & (velocity < 0), 0.0, velocity)
     terminated = (position >= 0.5) & (velocity >= goal_velocity)
-    return torch.stack((position, velocity), dim=1), terminated
+    return torch.stack((position, velocity)), terminated
 
 
 def _f32(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def continuous_mountain_car_step(
     """One step of the continuous mountain car with Gymnasium's float32 roundings.
 
     Args:
-        state: ``[N, 2]`` = (position, velocity), float32 values (float64 right after a reset).
+        state: ``[2, N]``, rows (position, velocity), float32 values (float64 right after a reset).
         action: ``[N]`` float32 force request; clipped to [-1, 1] for the dynamics, not for the reward.
         power: ``[N]`` acceleration per unit of action.
         gravity: ``[N]`` gravity term (Gymnasium hard-codes 0.0025).
@@ -70,9 +70,9 @@ def continuous_mountain_car_step(
             None treats every copy as mid-episode.
 
     Returns:
-        ``(next_state [N, 2], reward [N] float32, terminated [N] bool)``.
+        ``(next_state [2, N], reward [N] float32, terminated [N] bool)``.
     """
-    position, velocity = state.unbind(1)
+    position, velocity = state.unbind(0)
     f32 = torch.float32
     if fresh is None:
         fresh = torch.zeros_like(action, dtype=torch.bool)
@@ -100,7 +100,7 @@ def continuous_mountain_car_step(
     terminated = (position >= float(np.float32(0.45))) & (velocity >= goal_velocity)
     a64 = action.to(torch.float64)
     reward = terminated.to(torch.float64) * 100.0 - a64 * a64 * 0.1
-    return torch.stack((position, velocity), dim=1), reward.to(f32), terminated
+    return torch.stack((position, velocity)), reward.to(f32), terminated
 
 
 class MountainCarEnv(NativeVecEnv):
@@ -131,14 +131,14 @@ class MountainCarEnv(NativeVecEnv):
 
     def _initial_state(self, n: int) -> torch.Tensor:
         u = self._uniform(n)
-        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
+        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)))
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         nxt, terminated = mountain_car_step(state, action, self._p["force"], self._p["gravity"], self.goal_velocity)
         return nxt, self._minus_one.clone(), terminated
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        return state.to(torch.float32, copy=True)
+        return state.t().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
     def _floor(self) -> float:
         return -float(self._limit)
@@ -174,7 +174,7 @@ class MountainCarContinuousEnv(NativeVecEnv):
 
     def _initial_state(self, n: int) -> torch.Tensor:
         u = self._uniform(n)
-        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)), dim=1)
+        return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)))
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return continuous_mountain_car_step(
@@ -187,7 +187,7 @@ class MountainCarContinuousEnv(NativeVecEnv):
         )
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        return state.to(torch.float32, copy=True)
+        return state.t().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
     def _floor(self) -> float:
         return -0.1 * float(self._limit)

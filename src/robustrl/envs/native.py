@@ -1,11 +1,21 @@
 """The shared base of robustrl's native batched torch environments.
 
-A native env keeps ``num_envs`` copies of one task as tensors: the physical state ``[N, state_dim]`` (in
-Gymnasium's ``env.unwrapped.state`` layout), one tensor ``[N]`` per physical parameter, and a step counter
-``[N]`` for truncation. A subclass supplies three pure pieces: how initial states are drawn, how one step
-maps ``(state, action)`` to ``(next_state, reward, terminated)``, and how a state is observed. This base
-does the rest: action checks, the time limit, same-step autoreset with ``torch.where`` (no Python loop over
-copies), seeding, parameter validation.
+A native env keeps ``num_envs`` copies of one task as tensors: the physical state, one tensor ``[N]`` per
+physical parameter, and a step counter ``[N]`` for truncation. A subclass supplies pure pieces: how initial
+states are drawn, how one step maps ``(state, action)`` to ``(next_state, reward, terminated)``, how a state
+is observed. This base does the rest: action checks, the time limit, same-step autoreset (batched, no Python
+loop over copies), seeding, parameter validation.
+
+Internally the state is stored component-major, ``[STATE_DIM, N]`` (each row contiguous, so element-wise
+kernels vectorise); :attr:`NativeVecEnv.state` shows and takes Gymnasium's layout ``[N, STATE_DIM]``.
+
+Autoreset draws initial states from the env's generator in chunks (a pool) and hands them out in order to
+the copies that finish. Two equivalent paths do the mixing:
+
+- eager on CPU: count the finished copies (a free sync on CPU) and ``index_copy_`` their new states in;
+- fused (``compile=True``, or any non-CPU device): a branch-free function that ranks finished copies with a
+  cumulative sum and selects pool rows with ``torch.where``; it never syncs, so it can be captured in a
+  CUDA graph, and ``torch.compile`` fuses it with the physics into one or two kernels.
 """
 
 from __future__ import annotations
@@ -96,10 +106,6 @@ class NativeVecEnv:
         self.dtype: torch.dtype = dtype
         self._limit: int = steps
         self.validate_actions: bool = validate_actions
-        # On CPU a step counts the finished copies (a free sync there) and draws initial states for those
-        # only, from a pool filled in chunks; elsewhere (CUDA) it draws a full batch every step and mixes it
-        # in with ``torch.where``, which never syncs and can be captured in a CUDA graph.
-        self._sync_free: bool = self.device.type != "cpu"
         self._gen: torch.Generator = torch_generator(seed, self.device)
         self._p: dict[str, torch.Tensor] = {
             name: torch.full((num_envs,), spec.default, dtype=dtype, device=self.device)
@@ -111,19 +117,23 @@ class NativeVecEnv:
         space = self.action_space
         self._discrete_n: int | None = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
         self._action_shape: tuple[int, ...] = (num_envs, *(() if space.shape is None else space.shape))
-        self._pool_rows: int = max(num_envs, _POOL_MIN_ROWS)
+        # The pool of initial states: [STATE_DIM, rows] and their observations [rows, *obs_shape].
+        self._fused: bool = compile or self.device.type != "cpu"
+        self._pool_rows: int = max(8 * num_envs, _POOL_MIN_ROWS) if self.device.type == "cpu" else num_envs
         self._pool: torch.Tensor = torch.empty(0)
         self._pool_obs: torch.Tensor = torch.empty(0)
         self._pool_pos: int = 0
-        self._core: Callable[..., tuple[torch.Tensor, ...]] = self._core_step
+        self._pool_pos_t: torch.Tensor = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._fused_fn: Callable[..., tuple[torch.Tensor, ...]] = self._fused_step
         if compile:
-            self._core = torch.compile(self._core_step, dynamic=False)
+            self._fused_fn = torch.compile(self._fused_step, dynamic=False)
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._state: torch.Tensor = self._draw_initial(num_envs)[0]
+        self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
 
     # ------------------------------------------------------------------ subclass hooks
     def _initial_state(self, n: int) -> torch.Tensor:
-        """Draw ``n`` initial states ``[n, STATE_DIM]`` (dtype ``self.dtype``) from ``self._gen``."""
+        """Draw ``n`` initial states ``[STATE_DIM, n]`` (dtype ``self.dtype``) with :meth:`_uniform`."""
         raise NotImplementedError
 
     def _uniform(self, *shape: int) -> torch.Tensor:
@@ -131,11 +141,14 @@ class NativeVecEnv:
         return torch.rand(shape, generator=self._gen, dtype=self.dtype, device=self.device)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One step of every copy: ``(next_state [N, D], reward [N], terminated [N] bool)``."""
+        """One step of every copy: ``(next_state [D, N], reward [N] float32, terminated [N] bool)``.
+
+        Must not modify ``state`` in place and must return a fresh ``next_state``.
+        """
         raise NotImplementedError
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        """Observation ``[N, *obs_shape]`` float32 of a state batch."""
+        """Observation ``[n, *obs_shape]`` float32 (a fresh contiguous tensor) of states ``[D, n]``."""
         raise NotImplementedError
 
     def _floor(self) -> float:
@@ -193,7 +206,7 @@ class NativeVecEnv:
     @property
     def state(self) -> torch.Tensor:
         """Physical state ``[N, STATE_DIM]`` in Gymnasium's ``env.unwrapped.state`` layout (a copy)."""
-        return self._state.clone()
+        return self._state.t().contiguous()
 
     @state.setter
     def state(self, value: torch.Tensor) -> None:
@@ -202,7 +215,7 @@ class NativeVecEnv:
             raise ValueError(f"state must have shape {(self.num_envs, self.STATE_DIM)}, got {tuple(t.shape)}")
         if not (t.is_floating_point() and bool(torch.isfinite(t).all())):
             raise ValueError("state must be a finite floating-point tensor")
-        self._state = t.to(device=self.device, dtype=self.dtype).clone()
+        self._state = t.to(device=self.device, dtype=self.dtype).t().contiguous()
 
     @property
     def elapsed_steps(self) -> torch.Tensor:
@@ -222,34 +235,64 @@ class NativeVecEnv:
         Returns:
             ``(obs [N, *obs_shape] float32, {})``.
         """
+        cpu_fused = self._fused and self.device.type == "cpu"
+        if cpu_fused:
+            self._pool_pos = int(self._pool_pos_t)
         if seed is not None:
             self._gen.manual_seed(int(seed))
-            self._pool_pos = self._pool.shape[0]  # drop states drawn under the old seed
+            self._pool_pos = self._pool.shape[-1]  # drop states drawn under the old seed
         if params:
             self.set_params(params)
         self._state, obs = self._draw_initial(self.num_envs)
+        if cpu_fused:
+            self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
         self._elapsed.zero_()
         return obs.clone(), {}
 
+    def _refill(self, rows: int) -> None:
+        self._pool = self._initial_state(rows)
+        self._pool_obs = self._observe(self._pool)
+        self._pool_pos = 0
+
     def _draw_initial(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next ``k`` initial states ``[k, D]`` and their observations, from the pool (refilled in chunks)."""
-        if self._pool_pos + k > self._pool.shape[0]:
-            self._pool = self._initial_state(max(k, self._pool_rows))
-            self._pool_obs = self._observe(self._pool)
-            self._pool_pos = 0
+        """The next ``k`` initial states ``[D, k]`` and their observations ``[k, ...]`` from the pool."""
+        if self._pool_pos + k > self._pool.shape[-1]:
+            self._refill(max(k, self._pool_rows))
         i = self._pool_pos
         self._pool_pos = i + k
-        return self._pool[i : i + k], self._pool_obs[i : i + k]
+        return self._pool[:, i : i + k], self._pool_obs[i : i + k]
 
-    def _core_step(
-        self, state: torch.Tensor, action: torch.Tensor, elapsed: torch.Tensor
+    def _fused_step(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        elapsed: torch.Tensor,
+        pool: torch.Tensor,
+        pool_obs: torch.Tensor,
+        pos: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """Physics, flags and final observation of one step (the part ``compile=True`` fuses)."""
+        """A whole step without branches or syncs (what ``compile=True`` fuses and CUDA graphs capture).
+
+        Finished copies take pool rows ``pos, pos + 1, ...`` in copy order, as the eager path does.
+        """
+        invalid = self._invalid_count(action)
         nxt, reward, terminated = self._dynamics(state, action)
         elapsed = elapsed + 1
         truncated = elapsed >= self._limit
         done = terminated | truncated
-        return nxt, reward, terminated, truncated, done, elapsed, self._observe(nxt)
+        final_obs = self._observe(nxt)
+        rank = torch.cumsum(done, 0)
+        idx = (rank + (pos - 1)).clamp(min=0)
+        nxt = torch.where(done, pool[:, idx], nxt)
+        obs = torch.where(done.view(-1, *([1] * (final_obs.dim() - 1))), pool_obs[idx], final_obs)
+        elapsed = elapsed.masked_fill(done, 0)
+        return nxt, obs, reward, terminated, truncated, final_obs, elapsed, pos + rank[-1], invalid
+
+    def _invalid_count(self, action: torch.Tensor) -> torch.Tensor:
+        """How many action entries are out of range or non-finite (0-dim int64)."""
+        if self._discrete_n is not None:
+            return ((action < 0) | (action >= self._discrete_n)).sum()
+        return (~torch.isfinite(action)).sum()
 
     def step(self, action: torch.Tensor) -> StepResult:
         """Step every copy once; finished copies restart in the same step (see ``robustrl.envs.base``).
@@ -261,27 +304,51 @@ class NativeVecEnv:
             ``(obs, reward [N] float32, terminated [N] bool, truncated [N] bool, {"final_obs": ...})``.
             Where no copy finished, ``info["final_obs"]`` may be the very tensor returned as ``obs``.
         """
-        self._check_action(action)
-        state, reward, terminated, truncated, done, elapsed, final_obs = self._core(
-            self._state, action, self._elapsed
-        )
+        self._check_action(action, values=self.validate_actions and not self._fused)
+        if self._fused:
+            return self._step_fused(action)
+        state, reward, terminated = self._dynamics(self._state, action)
+        elapsed = self._elapsed + 1
+        truncated = elapsed >= self._limit
+        done = terminated | truncated
+        final_obs = self._observe(state)
         obs = final_obs
-        if self._sync_free:
-            init = self._initial_state(self.num_envs)
-            state = torch.where(done.unsqueeze(1), init, state)
-            col = done.view(-1, *([1] * (final_obs.dim() - 1)))
-            obs = torch.where(col, self._observe(init), final_obs)
-            elapsed.masked_fill_(done, 0)
-        else:
-            k = int(done.count_nonzero())
-            if k:
-                init, init_obs = self._draw_initial(k)
-                state.masked_scatter_(done.unsqueeze(1).expand_as(state), init)
-                col = done.view(-1, *([1] * (final_obs.dim() - 1)))
-                obs = final_obs.masked_scatter(col.expand_as(final_obs), init_obs)
-                elapsed.masked_fill_(done, 0)
+        idx = done.nonzero().view(-1)
+        k = idx.numel()
+        if k:
+            init, init_obs = self._draw_initial(k)
+            state.index_copy_(1, idx, init)
+            obs = final_obs.clone().index_copy_(0, idx, init_obs)
+            elapsed.index_fill_(0, idx, 0)
         self._state = state
         self._elapsed = elapsed
+        return obs, reward, terminated, truncated, {"final_obs": final_obs}
+
+    def _step_fused(self, action: torch.Tensor) -> StepResult:
+        n = self.num_envs
+        if self.device.type == "cpu":
+            # Make sure N more rows are left; the exact position is read (a sync) only near the end.
+            if self._pool_pos + n > self._pool.shape[-1]:
+                pos = int(self._pool_pos_t)
+                if pos + n > self._pool.shape[-1]:
+                    self._refill(max(n, self._pool_rows))
+                    pos = 0
+                    self._pool_pos_t = torch.zeros((), dtype=torch.int64, device=self.device)
+                self._pool_pos = pos
+            pool, pool_obs, pos_t = self._pool, self._pool_obs, self._pool_pos_t
+        else:  # a fresh draw per step: nothing to track on the host
+            pool = self._initial_state(n)
+            pool_obs = self._observe(pool)
+            pos_t = torch.zeros((), dtype=torch.int64, device=self.device)
+        state, obs, reward, terminated, truncated, final_obs, elapsed, new_pos, invalid = self._fused_fn(
+            self._state, action, self._elapsed, pool, pool_obs, pos_t
+        )
+        if self.validate_actions and int(invalid):
+            self._raise_invalid(action)
+        self._state, self._elapsed = state, elapsed
+        if self.device.type == "cpu":
+            self._pool_pos_t = new_pos
+            self._pool_pos += n  # an upper bound of the position
         return obs, reward, terminated, truncated, {"final_obs": final_obs}
 
     def close(self) -> None:
@@ -291,7 +358,8 @@ class NativeVecEnv:
         return f"{type(self).__name__}({self.ID}, num_envs={self.num_envs}, device={self.device})"
 
     # ------------------------------------------------------------------ checks
-    def _check_action(self, action: torch.Tensor) -> None:
+    def _check_action(self, action: torch.Tensor, *, values: bool) -> None:
+        """Shape/dtype/device checks (free); with ``values`` also range and NaN/inf checks (a sync)."""
         if not isinstance(action, torch.Tensor):
             raise ValueError(f"action must be a torch.Tensor, got {type(action).__name__}")
         if action.shape != self._action_shape:
@@ -302,17 +370,21 @@ class NativeVecEnv:
         if n is not None:
             if action.dtype != torch.int64:
                 raise ValueError(f"action must be int64 for a Discrete space, got {action.dtype}")
-            if self.validate_actions:
+            if values:
                 lo, hi = torch.aminmax(action)
                 if int(lo) < 0 or int(hi) >= n:
-                    raise ValueError(f"action values must lie in [0, {n}), got {action.tolist()}")
+                    self._raise_invalid(action)
             return
         if not action.is_floating_point():
             raise ValueError(f"action must be a floating-point tensor for a Box space, got {action.dtype}")
         # A finite sum proves every entry finite (one reduction); otherwise check properly.
-        if self.validate_actions and not math.isfinite(float(action.sum())):
-            if not bool(torch.isfinite(action).all()):
-                raise ValueError("action contains NaN or inf")
+        if values and not math.isfinite(float(action.sum())) and not bool(torch.isfinite(action).all()):
+            self._raise_invalid(action)
+
+    def _raise_invalid(self, action: torch.Tensor) -> None:
+        if self._discrete_n is not None:
+            raise ValueError(f"action values must lie in [0, {self._discrete_n}), got {action.tolist()}")
+        raise ValueError("action contains NaN or inf")
 
 
 def _param_tensor(

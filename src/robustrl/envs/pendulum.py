@@ -37,7 +37,7 @@ def pendulum_step(
     """One step of the pendulum, in Gymnasium's order of floating-point operations.
 
     Args:
-        state: ``[N, 2]`` = (theta rad, theta_dot rad/s).
+        state: ``[2, N]``, rows (theta rad, theta_dot rad/s).
         torque: ``[N]`` float32 requested torque (N·m), clipped here to ``±max_torque`` in float32.
         g: ``[N]`` gravitational acceleration (m/s²).
         m: ``[N]`` mass (kg).
@@ -46,9 +46,9 @@ def pendulum_step(
         max_torque: ``[N]`` torque limit (N·m).
 
     Returns:
-        ``(next_state [N, 2], reward [N] float32)``.
+        ``(next_state [2, N], reward [N] float32)``.
     """
-    th, thdot = state.unbind(1)
+    th, thdot = state.unbind(0)
     mt32 = max_torque.to(torch.float32)
     u32 = torch.minimum(torch.maximum(torque, -mt32), mt32)
     # Gymnasium squares the clipped float32 torque in float32.
@@ -58,7 +58,7 @@ def pendulum_step(
     newthdot = thdot + (3 * g / (2 * l) * torch.sin(th) + push) * DT
     newthdot = torch.minimum(torch.maximum(newthdot, -max_speed), max_speed)
     newth = th + newthdot * DT
-    return torch.stack((newth, newthdot), dim=1), (-costs).to(torch.float32)
+    return torch.stack((newth, newthdot)), (-costs).to(torch.float32)
 
 
 class PendulumEnv(NativeVecEnv):
@@ -84,11 +84,10 @@ class PendulumEnv(NativeVecEnv):
         self.observation_space = gym.spaces.Box(low=-high, high=high, dtype=np.float32)
         self.action_space = gym.spaces.Box(low=-2.0, high=2.0, shape=(1,), dtype=np.float32)
         super().__init__(num_envs, **kwargs)
-        self._never = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = self._uniform(n, 2)
-        high = torch.tensor([math.pi, 1.0], dtype=self.dtype, device=self.device)
+        u = self._uniform(2, n)
+        high = torch.tensor([[math.pi], [1.0]], dtype=self.dtype, device=self.device)
         return u.mul_(2 * high).sub_(high)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -96,10 +95,10 @@ class PendulumEnv(NativeVecEnv):
         nxt, reward = pendulum_step(
             state, action[:, 0].to(torch.float32), p["g"], p["m"], p["l"], p["max_speed"], p["max_torque"]
         )
-        return nxt, reward, self._never.clone()
+        return nxt, reward, torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
-        th, thdot = state.unbind(1)
+        th, thdot = state.unbind(0)
         return torch.stack((torch.cos(th), torch.sin(th), thdot), dim=1).to(torch.float32)
 
     def _floor(self) -> float:

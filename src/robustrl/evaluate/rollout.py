@@ -1,8 +1,11 @@
 """The one rollout engine: evaluation, attacks, certification and training evaluation all run here.
 
-Episodes are assigned to env copies before any data is seen (episode ``k`` is copy ``k % N``'s
-``k // N``-th episode), so the sample is not biased towards short episodes, and results come back in
-that fixed order. The loop steps all copies at once on tensors; there is no Python loop over copies.
+Episodes are numbered in the order they *start* (ties broken by copy index) and the first ``episodes``
+to start are the sample. Whether an episode is in the sample is decided when it starts, before anything
+about its outcome exists, so the sample is not biased towards short episodes (taking the first episodes
+to *finish* would be); and no copy sits idle waiting for a fixed quota while others still run. Results
+come back in start order. The loop steps all copies at once on tensors; there is no Python loop over
+copies and no host-device synchronisation except the periodic completion check.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ ActionTransform = Callable[[torch.Tensor, torch.Tensor, StepContext], torch.Tens
 
 
 class RolloutResult(NamedTuple):
-    """Per-episode results, in the fixed episode order."""
+    """Per-episode results, in the order the episodes started."""
 
     returns: torch.Tensor
     """``float64 [episodes]`` undiscounted returns (CPU)."""
@@ -96,20 +99,22 @@ def rollout(
     horizon = max_episode_steps or env.max_episode_steps
     if horizon is None:
         raise ValueError(f"{env.env_id} has no time limit: pass max_episode_steps to rollout()")
-    quota = torch.full((n,), episodes // n, dtype=torch.int64, device=device)
-    quota[: episodes % n] += 1
-    max_quota = int(quota.max())
-    step_limit = max_quota * horizon + 1
+    # The last sampled episode starts after at most ceil(episodes / n) - 1 earlier ones on its copy.
+    step_limit = -(-episodes // n) * horizon + 1
 
     obs, _ = env.reset(seed=seed)
     generator = torch_generator(derive_seed(seed, 1) if seed is not None else None, device)
-    returns = torch.zeros(n, max_quota, dtype=torch.float64, device=device)
-    lengths = torch.zeros(n, max_quota, dtype=torch.int64, device=device)
+    # Slot ``episodes`` is a sink for writes of copies whose episode is not in the sample.
+    returns = torch.zeros(episodes + 1, dtype=torch.float64, device=device)
+    lengths = torch.zeros(episodes + 1, dtype=torch.int64, device=device)
+    sink = torch.tensor(episodes, device=device)
+    episode_id = torch.arange(n, device=device)
+    episode_id = torch.where(episode_id < episodes, episode_id, sink)
+    started = torch.tensor(n, device=device)
+    finished = torch.zeros((), dtype=torch.int64, device=device)
     ep_return = torch.zeros(n, dtype=torch.float64, device=device)
     ep_len = torch.zeros(n, dtype=torch.int64, device=device)
-    completed = torch.zeros(n, dtype=torch.int64, device=device)
     episode_start = torch.ones(n, dtype=torch.bool, device=device)
-    rows = torch.arange(n, device=device)
     check_every = 1 if device.type == "cpu" else 16
     bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
 
@@ -125,21 +130,23 @@ def rollout(
             ep_return = ep_return + reward.to(torch.float64)
             ep_len = ep_len + 1
             done = terminated | truncated
-            record = done & (completed < quota)
-            col = completed.clamp(max=max_quota - 1)
-            returns[rows, col] = torch.where(record, ep_return, returns[rows, col])
-            lengths[rows, col] = torch.where(record, ep_len, lengths[rows, col])
-            completed = completed + record.to(torch.int64)
+            slot = torch.where(done, episode_id, sink)
+            returns.scatter_(0, slot, ep_return)
+            lengths.scatter_(0, slot, ep_len)
+            finished = finished + (slot < episodes).sum()
+            # Copies that finished start the next episodes, numbered in copy order.
+            new_id = started + torch.cumsum(done, 0) - 1
+            episode_id = torch.where(done, torch.where(new_id < episodes, new_id, sink), episode_id)
+            started = started + done.sum()
             ep_return = torch.where(done, torch.zeros_like(ep_return), ep_return)
             ep_len = torch.where(done, torch.zeros_like(ep_len), ep_len)
             episode_start = done
             if t % check_every == 0 or t == step_limit - 1:
-                finished = int(torch.minimum(completed, quota).sum())
-                bar.update(finished - bar.n)
-                if finished == episodes:
+                count = int(finished)
+                bar.update(count - bar.n)
+                if count == episodes:
                     break
         else:  # pragma: no cover - the env's time limit makes this unreachable
             raise RuntimeError(f"rollout did not finish {episodes} episodes within {step_limit} steps")
 
-    order = returns.T.reshape(-1)[:episodes]
-    return RolloutResult(returns=order.cpu(), lengths=lengths.T.reshape(-1)[:episodes].cpu())
+    return RolloutResult(returns=returns[:episodes].cpu(), lengths=lengths[:episodes].cpu())

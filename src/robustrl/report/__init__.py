@@ -22,6 +22,7 @@ from robustrl.report.figures import (
 from robustrl.report.loading import (
     KINDS,
     CertificateRecord,
+    DynamicsRecord,
     EvaluationRecord,
     ResultFileError,
     ShiftGrid,
@@ -34,6 +35,7 @@ from robustrl.report.report import ReportConfig, ReportResult, report, run_repor
 __all__ = [
     "KINDS",
     "CertificateRecord",
+    "DynamicsRecord",
     "Estimate",
     "EvaluationRecord",
     "FigureFiles",

@@ -36,6 +36,7 @@ __all__ = [
     "Series",
     "aggregate_intervals",
     "certificate_vs_attack",
+    "condition_colors",
     "dynamics_shift",
     "make_series",
     "performance_profiles",
@@ -171,6 +172,20 @@ def threat_colors(names: Sequence[str]) -> dict[str, str]:
     return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
 
 
+def condition_colors(names: Sequence[str]) -> dict[str, str]:
+    """Colours of aggregate conditions: ``clean`` blue, the others light to dark red in the order given.
+
+    Conditions come as clean, then the strongest attack at increasing budgets: a darker red is a
+    stronger attack.
+    """
+    others = [n for n in names if n != "clean"]
+    shades = mpl.colormaps["Reds"](np.linspace(0.45, 0.95, max(len(others), 1)))
+    out = {n: mpl.colors.to_hex(shades[i]) for i, n in enumerate(others)}
+    if "clean" in names:
+        out["clean"] = CLEAN_COLOR
+    return {n: out[n] for n in names}
+
+
 def _band(ax: Axes, s: Series, color: str, alpha: float = 0.18) -> None:
     if s.low is not None and s.high is not None:
         ax.fill_between(s.x, s.low, s.high, color=color, alpha=alpha, linewidth=0)
@@ -208,6 +223,7 @@ def return_vs_budget(
     xlabel: str = "attack budget ε",
     ylabel: str = "return",
     title: str | None = None,
+    ymin: float | None = None,
 ) -> Figure:
     """Return vs attack budget, one line with a CI band per threat, the strongest attack highlighted.
 
@@ -220,6 +236,8 @@ def return_vs_budget(
         xlabel: x-axis label (say the threat model: ``"ε (ℓ∞ per step)"``).
         ylabel: y-axis label.
         title: axes title (left-aligned), or None.
+        ymin: bottom of the y axis (e.g. 0 for non-negative returns, so drops read at their true size);
+            None: automatic.
 
     Returns:
         A one-axes figure. Lines carry their series name as label (``"clean"`` for the clean line).
@@ -249,6 +267,8 @@ def return_vs_budget(
             linestyle=(0, (4, 2)),
             label="strongest attack",
         )
+    if ymin is not None:
+        ax.set_ylim(bottom=ymin)
     _finish(fig, ax, xlabel, ylabel, title)
     return fig
 
@@ -380,8 +400,8 @@ def dynamics_shift(
         nominal: the nominal value of each parameter, or None.
         value_label: what ``mean`` is (colour-bar / y-axis label).
         title: figure title, or None.
-        vmin: lower end of the colour scale (default: the grid's minimum).
-        vmax: upper end of the colour scale (default: the grid's maximum).
+        vmin: lower end of the colour scale, and of the y axis in 1-D (default: the data's minimum).
+        vmax: upper end of the colour scale, and of the y axis in 1-D (default: the data's maximum).
 
     Returns:
         The figure: one axes in 1-D/2-D, ``n_3`` heatmap axes (plus a colour bar) in 3-D.
@@ -413,6 +433,8 @@ def dynamics_shift(
         ax.plot(s.x, s.y, color=CLEAN_COLOR, marker="o", markersize=4, linewidth=1.8, label=value_label)
         if nominal is not None:
             ax.axvline(nominal[0], color="#555555", linestyle="--", linewidth=1.2, label="nominal")
+        if vmin is not None or vmax is not None:
+            ax.set_ylim(vmin, vmax)
         _finish(fig, ax, params[0], value_label, None)
         if title:
             fig.suptitle(title, x=0.02, ha="left", fontweight="bold")
@@ -429,7 +451,7 @@ def dynamics_shift(
         n3 = vals[2].size
         ncols = min(n3, 4)
         nrows = math.ceil(n3 / ncols)
-        fig = Figure(figsize=(3.0 * ncols + 1.2, 2.9 * nrows + 0.4), layout="constrained")
+        fig = Figure(figsize=(2.5 * ncols + 1.0, 2.6 * nrows + 0.5), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
         on_nominal = nominal is not None
         for k in range(nrows * ncols):
@@ -480,10 +502,8 @@ def aggregate_intervals(
     for m in metrics:
         if list(estimates[m]) != conditions:
             raise ValueError(f"metric {m!r} lists conditions {list(estimates[m])}, expected {conditions}")
-    colors = threat_colors(conditions)
-    if "clean" in colors:
-        colors["clean"] = CLEAN_COLOR
-    fig = Figure(figsize=(3.0 * len(metrics) + 1.6, 0.5 * len(conditions) + 1.4), layout="constrained")
+    colors = condition_colors(conditions)
+    fig = Figure(figsize=(2.4 * len(metrics) + 1.4, 0.55 * len(conditions) + 1.5), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
     ypos = np.arange(len(conditions))[::-1]
     for ax, m in zip(axes, metrics):
@@ -522,9 +542,7 @@ def performance_profiles(
     """
     if not profiles:
         raise ValueError("performance_profiles needs at least one profile")
-    colors = threat_colors(list(profiles))
-    if "clean" in colors:
-        colors["clean"] = CLEAN_COLOR
+    colors = condition_colors(list(profiles))
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for name, raw in profiles.items():

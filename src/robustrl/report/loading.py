@@ -104,6 +104,8 @@ class EvaluationRecord:
     """The evaluation's seed."""
     smoothing_sigma: float = 0.0
     """σ of the Gaussian-smoothed policy that was evaluated (0: not smoothed)."""
+    runs: int = 1
+    """How many runs this record summarises (> 1: pooled by ``robustrl.report.scores.pool_runs``)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The resolved config saved with the result."""
     provenance: Mapping[str, Any] = field(default_factory=dict)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from robustrl.common.seeding import derive_seed
 from robustrl.report.figures import FigureFiles
 from robustrl.report.html import Section, external_references, page_html
 from robustrl.report.loading import CertificateRecord, DynamicsRecord, EvaluationRecord, Record, load_results
-from robustrl.report.scores import Normalize, aggregate_section, parse_score_bounds, score_table
+from robustrl.report.scores import Normalize, aggregate_section, parse_score_bounds, pool_runs, score_table
 from robustrl.report.sections import (
     FigureSink,
     attacks_section,
@@ -44,7 +45,7 @@ class ReportConfig:
     """Build a self-contained HTML robustness report from evaluation and certificate JSON files."""
 
     results: tuple[Path, ...]
-    """Result files (kinds: evaluation, certificate); several evaluations of one env id are runs."""
+    """Result JSON files (kinds: evaluation, dynamics, certificate); evaluations of one env id are runs."""
     out: Path = Path("report")
     """Output folder: index.html and figures/ (PNG + SVG) are written there."""
     title: str = "Robustness report"
@@ -107,6 +108,15 @@ def build_page(
     evals = [r for r in records if isinstance(r, EvaluationRecord)]
     certs = [r for r in records if isinstance(r, CertificateRecord)]
     dynamics = [r for r in records if isinstance(r, DynamicsRecord)]
+    by_task: dict[str, list[EvaluationRecord]] = {}
+    for ev in evals:
+        by_task.setdefault(ev.env_id, []).append(ev)
+    # a task with several runs is shown once, pooled over its runs
+    shown = [
+        runs[0] if len(runs) == 1 else pool_runs(runs, confidence=confidence, reps=reps, seed=derive_seed(seed, 7, k))
+        for k, runs in enumerate(by_task.values())
+    ]
+    pooled_runs = [ev for runs in by_task.values() if len(runs) > 1 for ev in runs]
     sink = FigureSink(dpi=dpi)
     extra: list[str] = []
     sections: list[Section | None] = []
@@ -115,12 +125,12 @@ def build_page(
     if table is not None:
         agg, headline = aggregate_section(table, sink, confidence=confidence, reps=reps, seed=seed)
         extra.append(headline)
-    sections.append(headline_section(evals, certs, dynamics, extra))
-    sections.append(attacks_section(evals, sink))
+    sections.append(headline_section(shown, certs, dynamics, extra))
+    sections.append(attacks_section(shown, sink))
     sections.append(certificates_section(certs, evals, sink))
     sections.append(shifts_section(dynamics, sink))
     sections.append(agg)
-    sections.append(numbers_section(evals))
+    sections.append(numbers_section(shown, pooled_runs))
     sections.append(provenance_section(records))
     kept = [s for s in sections if s is not None]
     from robustrl import __version__
@@ -179,6 +189,9 @@ def report(
             Nothing is written then.
 
     """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"report output folder {str(out)!r} exists and is not a folder")
     html, sink, section_ids = build_page(
         load_results(results),
         title=title,
@@ -189,7 +202,6 @@ def report(
         reps=reps,
         dpi=dpi,
     )
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figdir = out / FIGURES_DIR
     figdir.mkdir(exist_ok=True)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -27,14 +29,22 @@ import numpy as np
 from robustrl.common.seeding import derive_seed
 from robustrl.report.figures import Estimate, aggregate_intervals, make_series, performance_profiles
 from robustrl.report.html import Card, Section, cards_html, esc, table_html
-from robustrl.report.loading import EvaluationRecord
-from robustrl.report.sections import FigureSink, fmt, pick_budgets, unit_symbol
+from robustrl.report.loading import EvaluationRecord, ThreatCurve
+from robustrl.report.sections import FigureSink, fmt, pick_budgets, relative_drop, tone, unit_symbol
 
 logger = logging.getLogger(__name__)
 
 Normalize = Literal["clean", "minmax", "none"]
 
-__all__ = ["METRICS", "Normalize", "ScoreTable", "aggregate_section", "parse_score_bounds", "score_table"]
+__all__ = [
+    "METRICS",
+    "Normalize",
+    "ScoreTable",
+    "aggregate_section",
+    "parse_score_bounds",
+    "pool_runs",
+    "score_table",
+]
 
 METRICS: dict[str, Literal["iqm", "median", "mean"]] = {"IQM": "iqm", "Median": "median", "Mean": "mean"}
 """Displayed name -> ``robustrl.stats.aggregate`` metric."""
@@ -167,6 +177,11 @@ def aggregate_section(
     """
     from robustrl import stats
 
+    raw = table.normalization.startswith("Raw")
+
+    def num(x: float) -> str:
+        return fmt(x) if raw else f"{x:.3f}"
+
     conditions = list(table.scores)
     estimates: dict[str, dict[str, Estimate]] = {label: {} for label in METRICS}
     for ci, cond in enumerate(conditions):
@@ -215,7 +230,7 @@ def aggregate_section(
         [
             cond,
             *[
-                f"{fmt(estimates[m][cond].point)} [{fmt(estimates[m][cond].low)}, {fmt(estimates[m][cond].high)}]"
+                f"{num(estimates[m][cond].point)} [{num(estimates[m][cond].low)}, {num(estimates[m][cond].high)}]"
                 for m in METRICS
             ],
         ]
@@ -223,10 +238,11 @@ def aggregate_section(
     ]
     parts.append(table_html(["condition", *METRICS], rows, numeric=[False] + [True] * len(METRICS)))
     cards = []
+    ref = estimates["IQM"].get("clean")
     for cond in conditions:
         e = estimates["IQM"][cond]
-        t = "neutral" if cond == "clean" else ("good" if e.point >= 0.9 else "warn" if e.point >= 0.5 else "bad")
-        cards.append(Card(f"IQM {cond}", fmt(e.point), f"CI [{fmt(e.low)}, {fmt(e.high)}] · {what}", t))  # type: ignore[arg-type]
+        t = "neutral" if cond == "clean" or ref is None else tone(relative_drop(ref.point, e.point))
+        cards.append(Card(f"IQM {cond}", num(e.point), f"CI [{num(e.low)}, {num(e.high)}] · {what}", t))
     headline = f"<h3>Aggregate over {esc(what)}</h3>{cards_html(cards)}"
     section = Section(
         "aggregate",
@@ -235,3 +251,87 @@ def aggregate_section(
         "Interquartile mean, median and mean of normalised scores with bootstrap confidence intervals.",
     )
     return section, headline
+
+
+def _find(curves: Sequence[ThreatCurve], name: str, unit: str) -> ThreatCurve | None:
+    return next((c for c in curves if c.name == name and c.unit == unit), None)
+
+
+def pool_runs(
+    runs: Sequence[EvaluationRecord], *, confidence: float = 0.95, reps: int = 2000, seed: int | None = 0
+) -> EvaluationRecord:
+    """One record summarising several runs of one task: per budget, the mean over runs of each run's mean.
+
+    Intervals are percentile-bootstrap CIs over runs (``robustrl.stats.bootstrap_ci`` of the run means):
+    the uncertainty a reader cares about when comparing training seeds. A threat (or a strongest curve)
+    enters only when every run measured it at the same budgets.
+
+    Args:
+        runs: evaluations of one env id (at least one).
+        confidence: level of the intervals.
+        reps: bootstrap resamples.
+        seed: seed of the bootstrap (one derived seed per interval).
+
+    Returns:
+        An :class:`EvaluationRecord` with ``runs = len(runs)`` and ``path = Path("<n> runs")``.
+
+    """
+    from robustrl import stats
+
+    if not runs:
+        raise ValueError("pool_runs needs at least one run")
+    env_ids = {r.env_id for r in runs}
+    if len(env_ids) != 1:
+        raise ValueError(f"pool_runs pools runs of one task, got {sorted(env_ids)}")
+    counter = iter(range(1 << 30))
+
+    def est(values: Sequence[float]) -> Estimate:
+        iv = stats.bootstrap_ci(
+            np.asarray(values, dtype=np.float64), "mean", reps=reps, confidence=confidence,
+            seed=derive_seed(seed, next(counter)),
+        )  # fmt: skip
+        return Estimate(float(iv.point), float(iv.low), float(iv.high))
+
+    def pool(members: Sequence[ThreatCurve], name: str) -> ThreatCurve:
+        b = members[0].budgets
+        per_budget = [est([float(c.mean[j]) for c in members]) for j in range(b.size)]
+        which: tuple[str, ...] = ()
+        if all(c.which for c in members):
+            which = tuple(Counter(c.which[j] for c in members).most_common(1)[0][0] for j in range(b.size))
+        return ThreatCurve(
+            name, members[0].unit, b,
+            np.array([e.point for e in per_budget]), np.array([e.low for e in per_budget]),
+            np.array([e.high for e in per_budget]), np.sum([c.episodes for c in members], axis=0), which,
+        )  # fmt: skip
+
+    def matching(members: Sequence[ThreatCurve | None]) -> list[ThreatCurve] | None:
+        found = [m for m in members if m is not None]
+        if len(found) != len(members):
+            return None
+        b = found[0].budgets
+        return found if all(m.budgets.shape == b.shape and np.allclose(m.budgets, b) for m in found) else None
+
+    curves = []
+    for c in runs[0].curves:
+        members = matching([_find(r.curves, c.name, c.unit) for r in runs])
+        if members is not None:
+            curves.append(pool(members, c.name))
+    strongest = []
+    for c in runs[0].strongest:
+        members = matching([_find(r.strongest, c.name, c.unit) for r in runs])
+        if members is not None:
+            strongest.append(pool(members, "strongest"))
+    sigmas = {r.smoothing_sigma for r in runs}
+    return EvaluationRecord(
+        path=Path(f"{len(runs)} runs"),
+        env_id=runs[0].env_id,
+        policy=", ".join(dict.fromkeys(r.policy for r in runs)),
+        clean=est([r.clean.point for r in runs]),
+        clean_episodes=sum(r.clean_episodes for r in runs),
+        curves=tuple(curves),
+        strongest=tuple(strongest),
+        confidence=confidence,
+        seed=None,
+        smoothing_sigma=sigmas.pop() if len(sigmas) == 1 else math.nan,
+        runs=len(runs),
+    )

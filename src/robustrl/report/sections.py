@@ -196,6 +196,8 @@ def _model_name(unit: str) -> str:
 
 def _clean_card(ev: EvaluationRecord) -> Card:
     detail = f"{ev.confidence:.0%} CI {fmt_ci(ev.clean)} · {ev.clean_episodes} episodes"
+    if ev.runs > 1:
+        detail = f"mean of {ev.runs} runs · {ev.confidence:.0%} CI over runs {fmt_ci(ev.clean)}"
     if ev.smoothing_sigma > 0:
         detail += f" · smoothed σ = {ev.smoothing_sigma:g}"
     return Card("Clean return", fmt(ev.clean.point), detail, "neutral")
@@ -240,7 +242,7 @@ def _dynamics_cards(dy: DynamicsRecord) -> list[Card]:
     idx = np.unravel_index(int(np.argmin(g.mean)), g.mean.shape)
     worst = float(g.mean[idx])
     at = ", ".join(f"{p} = {g.values[k][idx[k]]:g}" for k, p in enumerate(g.params))
-    label = f"Worst shift ({' × '.join(g.params)})"
+    label = "Worst shift"
     ref = _nominal_value(g)
     if ref is None:
         return [Card(label, fmt(worst), at, "neutral")]
@@ -321,11 +323,15 @@ def headline_section(
         else:
             groups.append((_label(dy, many), [row], []))
     blocks = [*extra, *(_group_html(t, rows, v) for t, rows, v in groups)]
-    lead = (
-        "Worst case: the strongest attack in the evaluation (lowest mean return over all threats) at that budget. "
-        "Green: at most 10 % of the clean return lost; amber: up to 50 %; red: more. "
-        "Certified: a lower bound that holds against every attack of that budget, at the stated confidence."
-    )
+    lead = ""
+    if evals:
+        lead = (
+            "Worst case: the strongest attack in the evaluation (lowest mean return over all threats) at that budget. "
+        )
+    if evals or dynamics:
+        lead += "Green: at most 10 % of the clean (or nominal) return lost; amber: up to 50 %; red: more."
+    if certs:
+        lead += " Certified: a lower bound that holds against every attack of that budget, at the stated confidence."
     return Section("summary", "At a glance", "".join(blocks), lead)
 
 
@@ -340,17 +346,29 @@ def attacks_section(evals: Sequence[EvaluationRecord], sink: FigureSink) -> Sect
                 c.name: make_series(c.budgets, c.mean, c.low, c.high, name=c.name) for c in ev.curves if c.unit == unit
             }
             strong = next((c for c in ev.strongest if c.unit == unit), None)
+            if len(curves) == 1:
+                strong = None  # one threat: it is the strongest; a second line on top would only hide it
+            if not curves and strong is None:
+                continue
+            values = [ev.clean.low] + [float(c.low.min()) for c in ev.curves if c.unit == unit]
             fig = return_vs_budget(
                 curves,
-                strongest=None if strong is None else make_series(strong.budgets, strong.mean, strong.low, strong.high),
+                # no band: at each budget it is the band of the threat achieving the minimum, drawn already
+                strongest=None if strong is None else make_series(strong.budgets, strong.mean),
                 clean=ev.clean,
                 xlabel=unit_label(unit),
-                title=f"{_label(ev, many)}: return under attack",
+                title=f"{_label(ev, many)} · {_model_name(unit)}",
+                ymin=0.0 if min(values) >= 0 else None,
             )
-            caption = (
-                f"Mean return over episodes at each budget, {ev.confidence:.0%} CI bands; dashed line and band: "
-                "clean return. Black dashed: the strongest attack (minimum over threats at each budget)."
+            what = (
+                f"Mean over {ev.runs} runs of each run's mean return at each budget, {ev.confidence:.0%} bootstrap "
+                "CI bands over runs"
+                if ev.runs > 1
+                else f"Mean return over episodes at each budget, {ev.confidence:.0%} CI bands"
             )
+            caption = f"{what}; dashed line and band: clean return."
+            if strong is not None:
+                caption += " Black dashed: the strongest attack (minimum over threats at each budget)."
             parts.append(
                 sink.add(fig, f"{i:02d}-{ev.env_id}-attacks-{unit}", alt=f"return vs {unit} budget", caption=caption)
             )
@@ -488,51 +506,73 @@ def shifts_section(dynamics: Sequence[DynamicsRecord], sink: FigureSink) -> Sect
     )
 
 
-def numbers_section(evals: Sequence[EvaluationRecord]) -> Section | None:
-    """The strongest attack per budget (visible) and every threat × budget (collapsible), per evaluation."""
+def _numbers_tables(ev: EvaluationRecord) -> str:
+    header = ["threat", "budget", "mean return", "CI", "vs clean", "episodes"]
+    numeric = [False, False, True, True, True, True]
+    rows: list[list[str]] = [["clean", "0", fmt(ev.clean.point), fmt_ci(ev.clean), "", str(ev.clean_episodes)]]
+    cls = [[""] * 6]
+    for c in ev.strongest:
+        for j, b in enumerate(c.budgets):
+            if b == 0 and c.which and c.which[j] == "clean":
+                continue  # the clean row says it already
+            m = float(c.mean[j])
+            rows.append(
+                [
+                    f"strongest ({c.which[j]})" if c.which else "strongest",
+                    f"{unit_symbol(c.unit)} = {b:g}",
+                    fmt(m),
+                    fmt_ci(Estimate(m, c.low[j], c.high[j])),
+                    versus_clean(ev.clean.point, m),
+                    str(int(c.episodes[j])),
+                ]
+            )
+            cls.append(["", "", tone(relative_drop(ev.clean.point, m)), "", "", ""])
+    out = table_html(header, rows, numeric=numeric, cell_classes=cls)
+    full = [
+        [
+            c.name,
+            f"{unit_symbol(c.unit)} = {b:g}",
+            fmt(float(c.mean[j])),
+            fmt_ci(Estimate(float(c.mean[j]), c.low[j], c.high[j])),
+            versus_clean(ev.clean.point, float(c.mean[j])),
+            str(int(c.episodes[j])),
+        ]
+        for c in ev.curves
+        for j, b in enumerate(c.budgets)
+    ]
+    if full:
+        out += (
+            "<details><summary>Every threat and budget</summary>"
+            + table_html(header, full, numeric=numeric)
+            + "</details>"
+        )
+    return out
+
+
+def numbers_section(evals: Sequence[EvaluationRecord], per_run: Sequence[EvaluationRecord] = ()) -> Section | None:
+    """The strongest attack per budget (visible) and every threat × budget (collapsible), per evaluation.
+
+    Args:
+        evals: the evaluations shown (a task with several runs appears once, pooled).
+        per_run: the individual runs behind pooled records, listed in a collapsible block per task.
+
+    """
     if not evals:
         return None
     many = len(evals) > 1
     parts = []
     for ev in evals:
-        header = ["threat", "budget", "mean return", "CI", "vs clean", "episodes"]
-        rows: list[list[str]] = [["clean", "0", fmt(ev.clean.point), fmt_ci(ev.clean), "", str(ev.clean_episodes)]]
-        cls = [["", "", "", "", "", ""]]
-        for c in ev.strongest:
-            for j, b in enumerate(c.budgets):
-                m = float(c.mean[j])
-                name = f"strongest ({c.which[j]})" if c.which else "strongest"
-                rows.append(
-                    [
-                        name,
-                        f"{unit_symbol(c.unit)} = {b:g}",
-                        fmt(m),
-                        fmt_ci(Estimate(m, c.low[j], c.high[j])),
-                        versus_clean(ev.clean.point, m),
-                        str(int(c.episodes[j])),
-                    ]
-                )
-                cls.append(["", "", tone(relative_drop(ev.clean.point, m)), "", "", ""])
         parts.append(f"<h3>{esc(_label(ev, many))}</h3>")
-        parts.append(table_html(header, rows, numeric=[False, False, True, True, True, True], cell_classes=cls))
-        full = [
-            [
-                c.name,
-                f"{unit_symbol(c.unit)} = {b:g}",
-                fmt(float(c.mean[j])),
-                fmt_ci(Estimate(float(c.mean[j]), c.low[j], c.high[j])),
-                versus_clean(ev.clean.point, float(c.mean[j])),
-                str(int(c.episodes[j])),
-            ]
-            for c in ev.curves
-            for j, b in enumerate(c.budgets)
-        ]
-        if full:
+        if ev.runs > 1:
             parts.append(
-                "<details><summary>Every threat and budget</summary>"
-                + table_html(header, full, numeric=[False, False, True, True, True, True])
-                + "</details>"
+                f'<p class="note">Mean over {ev.runs} runs of each run\'s mean return; CI: '
+                f"{ev.confidence:.0%} bootstrap interval over runs.</p>"
             )
+        parts.append(_numbers_tables(ev))
+        runs = [r for r in per_run if r.env_id == ev.env_id] if ev.runs > 1 else []
+        if runs:
+            inner = "".join(f"<h3>{esc(r.path.name)}</h3>{_numbers_tables(r)}" for r in runs)
+            parts.append(f"<details><summary>Each of the {len(runs)} runs</summary>{inner}</details>")
     return Section("numbers", "Numbers", "".join(parts), "Mean returns with confidence intervals.")
 
 

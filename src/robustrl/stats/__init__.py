@@ -37,6 +37,7 @@ from robustrl.stats.metrics import (
     optimality_gap,
 )
 from robustrl.stats.profiles import Profile, ProfileKind, performance_profile, score_distribution
+from robustrl.stats.table import format_interval, interval_table
 
 __all__ = [
     "METRICS",
@@ -52,6 +53,8 @@ __all__ = [
     "as_score_matrix",
     "bootstrap_ci",
     "bootstrap_replicates",
+    "format_interval",
+    "interval_table",
     "iqm",
     "mean",
     "median",

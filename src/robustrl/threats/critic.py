@@ -33,7 +33,7 @@ class CriticConfig:
     random_start: bool = True
     """Start from a uniform point of the ball."""
     restarts: int = 1
-    """Independent starts; every sample keeps its best iterate."""
+    """Independent starts; every sample keeps the one whose final iterate has the highest loss."""
     smoothing_sigma: float = 0.0
     """σ of the victim's Gaussian smoothing: > 0 attacks the smoothed policy through its noise (EOT)."""
     eot_samples: int = 8

@@ -31,7 +31,7 @@ class PGDConfig:
     random_start: bool = True
     """Start each restart from a uniform point of the ball (otherwise from the clean observation)."""
     restarts: int = 1
-    """Independent starts; every sample keeps its best iterate over all of them."""
+    """Independent starts; every sample keeps the one whose final iterate has the highest loss."""
     loss: Literal["ce", "margin"] = "ce"
     """Discrete actions: cross-entropy of the clean action, or the Carlini–Wagner margin."""
     smoothing_sigma: float = 0.0
@@ -71,8 +71,8 @@ def pgd_search(
     """Maximise ``objective`` over perturbations ``u`` with ``‖u_i‖_p ≤ radius_i`` inside ``box``.
 
     Gradients are taken with respect to the perturbation only (``torch.autograd.grad``): no gradient is
-    left on the policy's parameters. Each sample keeps the iterate with the highest objective over all
-    steps and restarts (the clean observation counts as an iterate when there is no random start).
+    left on the policy's parameters. Each restart returns its last iterate (Madry et al.); with several
+    restarts every sample keeps the one with the highest objective.
 
     Args:
         objective: ``obs' [N, ...] -> [N]`` to maximise.
@@ -91,16 +91,9 @@ def pgd_search(
         ``u [N, *obs_shape]``: the best perturbation found, in attack units.
     """
     n = obs.shape[0]
+    step = step_size.view(-1, *([1] * (obs.dim() - 1)))
     best_u = torch.zeros_like(obs)
     best_loss = torch.full((n,), float("-inf"), dtype=obs.dtype, device=obs.device)
-    step = step_size.view(-1, *([1] * (obs.dim() - 1)))
-
-    def keep(u: torch.Tensor, loss: torch.Tensor) -> None:
-        nonlocal best_u, best_loss
-        better = loss.detach() > best_loss
-        best_loss = torch.where(better, loss.detach(), best_loss)
-        best_u = torch.where(better.view(-1, *([1] * (obs.dim() - 1))), u.detach(), best_u)
-
     for _ in range(restarts):
         if random_start:
             u = P.project(P.random_in_ball(obs, radius, norm, generator), radius, norm, box)
@@ -109,12 +102,15 @@ def pgd_search(
         for _ in range(steps):
             with torch.enable_grad():
                 u_var = u.detach().requires_grad_(True)
-                loss = objective(P.apply(obs, u_var, scale, box))
-                grad = _gradient(loss, u_var)
-            keep(u, loss)
+                grad = _gradient(objective(P.apply(obs, u_var, scale, box)), u_var)
             u = P.project(u.detach() + step * P.steepest_step(grad, norm), radius, norm, box)
+        if restarts == 1:
+            return u
         with torch.no_grad():
-            keep(u, objective(P.apply(obs, u, scale, box)))
+            loss = objective(P.apply(obs, u, scale, box))
+        better = loss > best_loss
+        best_loss = torch.where(better, loss, best_loss)
+        best_u = torch.where(better.view(-1, *([1] * (obs.dim() - 1))), u, best_u)
     return best_u
 
 

@@ -117,10 +117,23 @@ class ObsThreat:
         elif self.spec.fn is None or self.budget == 0:
             adv = obs
         else:
-            adv = self.spec.fn(ctx.policy, obs, self.budget, ctx.generator, self.config, scale=self._scale(ctx.policy))
+            adv = self._per_step(obs, ctx)
         if self.smoothing_sigma > 0:
             adv = _smoothing_noise(adv if adv.is_floating_point() else adv.float(), self.smoothing_sigma, ctx.generator)
         return adv.detach()
+
+    def _per_step(self, obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """A per-step attack; on CPU only the rows of ``ctx.active`` (when the context has it) are attacked."""
+        fn = self.spec.fn
+        assert fn is not None
+        scale = self._scale(ctx.policy)
+        active = getattr(ctx, "active", None)
+        if active is not None and obs.device.type == "cpu" and not bool(active.all()):
+            adv = obs.clone() if obs.is_floating_point() else obs.float()
+            if bool(active.any()):
+                adv[active] = fn(ctx.policy, obs[active], self.budget, ctx.generator, self.config, scale=scale)
+            return adv
+        return fn(ctx.policy, obs, self.budget, ctx.generator, self.config, scale=scale)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (name, kind, threat model, budget, options)."""
