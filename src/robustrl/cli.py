@@ -40,6 +40,11 @@ COMMANDS: dict[str, Command] = {
     "envs": Command(
         "List the environments robustrl can make.", "robustrl.envs.cli:EnvsConfig", "robustrl.envs.cli:run_envs"
     ),
+    "train": Command(
+        "Train an agent online (PPO, DQN, SAC), optionally on noisy observations for Policy Smoothing.",
+        "robustrl.agents.train:TrainConfig",
+        "robustrl.agents.train:train",
+    ),
     "certify": Command(
         "Certify the return under ℓ2 observation attacks (Policy Smoothing).",
         "robustrl.certify.cli:CertifyConfig",

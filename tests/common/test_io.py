@@ -39,3 +39,14 @@ def test_read_json_errors_name_the_file(tmp_path):
     bad.write_bytes(b"\x00{not json")
     with pytest.raises(ValueError, match="bad.json"):
         read_json(bad)
+
+
+def test_result_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

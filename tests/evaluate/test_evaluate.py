@@ -18,9 +18,11 @@ class AlwaysLeft:
 
 
 def test_trained_ppo_loses_more_under_pgd_than_uniform_noise_and_mad_critic_hurt(cartpole_ppo):
-    # Measured (seed 0, 32 episodes, ε = 0.2 ℓ∞): clean 500, uniform ≈ 498, PGD-5 ≈ 100, MAD ≈ 61, critic ≈ 65.
+    # Measured at ε = 0.3 ℓ∞ (32 episodes) on three PPO policies trained as the fixture while the agents
+    # code changed: clean 489–500, uniform 443–468, PGD-10 11.6–12.8, MAD 25–31, critic 31–58. (At ε ≤ 0.2
+    # the per-step greedy attacks are not monotone in ε and the critic attack varies from 65 to 242.)
     res = evaluate_policy(
-        cartpole_ppo, "CartPole-v1", ["uniform", "pgd", "mad", "critic"], [0.0, 0.2], episodes=32, seed=0,
+        cartpole_ppo, "CartPole-v1", ["uniform", "pgd", "mad", "critic"], [0.0, 0.3], episodes=32, seed=0,
         num_envs=32, bootstrap_reps=500,
     )  # fmt: skip
     mean = {c.label: c.mean[1] for c in res.threats}
@@ -28,7 +30,7 @@ def test_trained_ppo_loses_more_under_pgd_than_uniform_noise_and_mad_critic_hurt
     assert mean["pgd"] < mean["uniform"] - 250
     assert mean["mad"] < res.clean.mean() - 250 and mean["critic"] < res.clean.mean() - 250
     (curve,) = res.strongest
-    assert curve.threat_model == "obs/linf" and curve.budgets == (0.0, 0.2)
+    assert curve.threat_model == "obs/linf" and curve.budgets == (0.0, 0.3)
     assert curve.mean[1] == min(mean.values()) and curve.threat[1] == min(mean, key=mean.get)
     assert curve.threat[0] == "clean" and curve.mean[0] == res.clean.mean()
     for c in res.threats:  # budget 0 is the clean run; CIs bracket the mean

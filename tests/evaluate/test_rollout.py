@@ -73,6 +73,22 @@ def test_with_one_copy_per_episode_results_follow_copies():
         lengths += alive.long()
         alive &= ~(term | trunc)
     assert torch.equal(res.lengths, lengths)
+    assert torch.equal(res.copies, torch.arange(16))
+
+
+def test_copies_and_active_mask_follow_the_sample():
+    seen_active = []
+
+    def record(obs, ctx: StepContext):
+        seen_active.append(ctx.active.clone())
+        return obs
+
+    env = make_env("CartPole-v1", num_envs=8)
+    res = rollout(AlwaysLeft(), env, episodes=20, seed=2, obs_transform=record)
+    assert res.copies.shape == (20,) and set(res.copies.tolist()) <= set(range(8))
+    # The first 8 episodes to start are the copies 0..7; by the end, copies run episodes outside the sample.
+    assert torch.equal(res.copies[:8], torch.arange(8))
+    assert bool(seen_active[0].all()) and not bool(seen_active[-1].all())
 
 
 def test_obs_transform_sees_episode_starts_and_changes_behaviour():

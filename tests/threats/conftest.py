@@ -23,7 +23,9 @@ class LinearPolicy(nn.Module):
         self.continuous = act_dim > 0
         out = act_dim if self.continuous else n_actions
         self.action_space = (
-            gym.spaces.Box(-1.0, 1.0, (act_dim,), dtype=np.float32) if self.continuous else gym.spaces.Discrete(n_actions)
+            gym.spaces.Box(-1.0, 1.0, (act_dim,), dtype=np.float32)
+            if self.continuous
+            else gym.spaces.Discrete(n_actions)
         )
         self.w = nn.Parameter(torch.randn(d, out, generator=gen))
         self.v = nn.Parameter(torch.randn(d, generator=gen))

@@ -44,7 +44,9 @@ def test_an_episode_never_spends_more_than_the_budget(theta_policy, allocation, 
 def test_flip_allocation_destroys_the_controller_and_scales_with_budget(theta_policy):
     env = make_env("CartPole-v1", 32, max_episode_steps=200)
     means = [
-        rollout(theta_policy, env, 32, seed=0, obs_transform=make_threat("episode_l2", b, steps=5)).returns.mean().item()
+        rollout(theta_policy, env, 32, seed=0, obs_transform=make_threat("episode_l2", b, steps=5))
+        .returns.mean()
+        .item()
         for b in (0.0, 0.3, 1.0)
     ]
     assert means[0] == 200 and means[2] < 100 and means[2] < means[1] <= 200

@@ -71,7 +71,9 @@ def test_normalized_attack_uses_the_policy_obs_std(make_ctx):
     assert torch.all(per_dim <= torch.tensor([0.1, 0.2, 0.01]) * (1 + 1e-4))
     assert per_dim[1] > 0.15 and per_dim[2] < 0.0101
     with pytest.raises(ValueError, match="obs_norm"):
-        make_threat("uniform", 0.1, normalized=True)(obs, make_ctx(ActorCriticPolicy(space, gym.spaces.Discrete(2)), 64))
+        make_threat("uniform", 0.1, normalized=True)(
+            obs, make_ctx(ActorCriticPolicy(space, gym.spaces.Discrete(2)), 64)
+        )
 
 
 def test_observation_wrapper_matches_the_batched_attack(theta_policy):

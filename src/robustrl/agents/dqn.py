@@ -142,7 +142,7 @@ def hl_gauss_target(target: torch.Tensor, support: torch.Tensor, sigma: float) -
 
     Bin ``i`` spans ``[c_i − w/2, c_i + w/2]`` around its centre ``c_i`` (``w`` the spacing of ``support``);
     its probability is the mass ``N(target, σ²)`` puts on it, renormalised by the mass on the whole
-    support ``[c_0 − w/2, c_{K−1} + w/2]``.
+    support ``[c_0 − w/2, c_{K−1} + w/2]``. Targets outside ``[c_0, c_{K−1}]`` are first clipped to it.
 
     Args:
         target: ``[B]`` scalar targets.
@@ -153,6 +153,7 @@ def hl_gauss_target(target: torch.Tensor, support: torch.Tensor, sigma: float) -
         ``[B, K]`` probabilities (rows sum to 1).
     """
     width = support[1] - support[0]
+    target = target.clamp(float(support[0]), float(support[-1]))
     edges = torch.cat([support - width / 2, support[-1:] + width / 2])
     cdf = torch.special.ndtr((edges.unsqueeze(0) - target.unsqueeze(1)) / sigma)
     mass = cdf[:, 1:] - cdf[:, :-1]
@@ -277,7 +278,6 @@ class DQN:
         idx = actions.view(-1, 1)
         if cfg.head == "hl_gauss":
             logits = head.gather(1, idx.unsqueeze(-1).expand(-1, 1, head.shape[-1])).squeeze(1)
-            target = target.clamp(cfg.v_min, cfg.v_max)
             loss = hl_gauss_loss(logits, target, self.policy.support, self.sigma)
             q = (torch.softmax(logits.detach(), -1) * self.policy.support).sum(-1)
             return loss, q

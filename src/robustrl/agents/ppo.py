@@ -126,6 +126,31 @@ PPO_PRESETS: dict[str, PPOConfig] = {
 """Tuned settings for known env ids (other ids start from ``PPOConfig()``)."""
 
 
+class Rollout(NamedTuple):
+    """One PPO rollout: ``T = num_steps`` steps of ``N = num_envs`` copies."""
+
+    obs: torch.Tensor
+    """``[T, N, *obs_shape]`` observations the actor saw (noisy when obs_noise > 0)."""
+    critic_obs: torch.Tensor
+    """``[T, N, *obs_shape]`` observations the critic sees (``obs`` itself unless the critic is asymmetric)."""
+    actions: torch.Tensor
+    """``[T, N]`` int64 or ``[T, N, act_dim]`` float32 sampled (unclipped) actions."""
+    log_probs: torch.Tensor
+    """``[T, N]`` log-probabilities of the actions at sampling time."""
+    rewards: torch.Tensor
+    """``[T, N]``."""
+    terminated: torch.Tensor
+    """``[T, N]`` bool."""
+    truncated: torch.Tensor
+    """``[T, N]`` bool."""
+    last_critic_obs: torch.Tensor
+    """``[N, *obs_shape]`` critic observation after the last step (bootstrap of unfinished episodes)."""
+    final_index: torch.Tensor
+    """``[M, 2]`` int64 ``(t, env)`` of the truncated steps."""
+    final_critic_obs: torch.Tensor
+    """``[M, *obs_shape]`` critic observation of ``info["final_obs"]`` at those steps (bootstrap of truncation)."""
+
+
 class PPOLoss(NamedTuple):
     """The terms of a PPO minibatch loss."""
 
@@ -285,7 +310,7 @@ class PPO:
         return clipped.reshape(-1, *tuple(self.env.action_space.shape or ()))
 
     @torch.no_grad()
-    def collect(self) -> dict[str, torch.Tensor]:
+    def collect(self) -> Rollout:
         """Run ``num_steps`` steps on every copy; returns the rollout tensors ``[T, N, ...]``."""
         cfg, env, policy = self.cfg, self.env, self.policy
         t_len, n = cfg.num_steps, env.num_envs
@@ -300,7 +325,8 @@ class PPO:
         rew_buf = torch.empty((t_len, n), device=self.device)
         term_buf = torch.empty((t_len, n), device=self.device, dtype=torch.bool)
         trunc_buf = torch.empty((t_len, n), device=self.device, dtype=torch.bool)
-        final_rows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        final_index: list[torch.Tensor] = []
+        final_obs: list[torch.Tensor] = []
         check = self.device.type == "cpu"
         for t in range(t_len):
             obs_buf[t] = x
@@ -316,41 +342,40 @@ class PPO:
             if not check or bool(truncated.any()):
                 idx = truncated.nonzero().squeeze(1)
                 fin = info["final_obs"][idx].float()
-                final_rows.append((t, idx, fin if self._asym else self._see(fin)))
+                final_index.append(torch.stack([torch.full_like(idx, t), idx], dim=1))
+                final_obs.append(fin if self._asym else self._see(fin))
             self._clean = obs.float()
             x = self._see(self._clean)
         self._x = x
         self.steps += t_len * n
-        return {
-            "obs": obs_buf,
-            "critic_obs": critic_buf,
-            "actions": act_buf,
-            "log_probs": logp_buf,
-            "rewards": rew_buf,
-            "terminated": term_buf,
-            "truncated": trunc_buf,
-            "last_critic_obs": self._clean if self._asym else x,
-            "final": final_rows,  # type: ignore[dict-item]
-        }
+        obs_shape = tuple(x.shape[1:])
+        return Rollout(
+            obs=obs_buf,
+            critic_obs=critic_buf,
+            actions=act_buf,
+            log_probs=logp_buf,
+            rewards=rew_buf,
+            terminated=term_buf,
+            truncated=trunc_buf,
+            last_critic_obs=self._clean if self._asym else x,
+            final_index=torch.cat(final_index) if final_index else torch.zeros((0, 2), dtype=torch.int64, device=self.device),
+            final_critic_obs=torch.cat(final_obs) if final_obs else torch.zeros((0, *obs_shape), device=self.device),
+        )
 
     @torch.no_grad()
-    def _advantages(self, roll: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def advantages(self, roll: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """GAE advantages, λ-returns and values, each ``[T, N]``, under the current critic."""
         cfg, policy = self.cfg, self.policy
-        obs = roll["critic_obs"]
-        t_len, n = obs.shape[:2]
-        values = policy.value(obs.flatten(0, 1)).view(t_len, n)
-        last_value = policy.value(roll["last_critic_obs"])
+        t_len, n = roll.rewards.shape
+        values = policy.value(roll.critic_obs.flatten(0, 1)).view(t_len, n)
+        last_value = policy.value(roll.last_critic_obs)
         final_values = torch.zeros_like(values)
-        if roll["final"]:
-            ts = torch.cat([torch.full_like(idx, t) for t, idx, _ in roll["final"]])
-            idxs = torch.cat([idx for _, idx, _ in roll["final"]])
-            fin_obs = torch.cat([o for _, _, o in roll["final"]])
-            if idxs.numel():
-                final_values[ts, idxs] = policy.value(fin_obs)
-        done = roll["terminated"] | roll["truncated"]
+        if roll.final_index.numel():
+            final_values[roll.final_index[:, 0], roll.final_index[:, 1]] = policy.value(roll.final_critic_obs)
+        done = roll.terminated | roll.truncated
         next_values = next_values_from_rollout(values, last_value, done, final_values)
         est = generalized_advantage_estimate(
-            roll["rewards"], values, next_values, roll["terminated"], roll["truncated"], cfg.gamma, cfg.gae_lambda
+            roll.rewards, values, next_values, roll.terminated, roll.truncated, cfg.gamma, cfg.gae_lambda
         )
         return est.advantages, est.returns, values
 
@@ -368,14 +393,14 @@ class PPO:
         entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum().expand(x.shape[0])
         return logp, entropy
 
-    def update(self, roll: dict[str, Any]) -> dict[str, float]:
+    def update(self, roll: Rollout) -> dict[str, float]:
         """PPO epochs over one rollout; returns ``train/…`` metrics."""
         cfg, policy = self.cfg, self.policy
-        advantages, returns, values = self._advantages(roll)
-        obs = roll["obs"].flatten(0, 1)
-        critic_obs = roll["critic_obs"].flatten(0, 1)
-        actions = roll["actions"].flatten(0, 1)
-        old_logp = roll["log_probs"].flatten(0, 1)
+        advantages, returns, values = self.advantages(roll)
+        obs = roll.obs.flatten(0, 1)
+        critic_obs = roll.critic_obs.flatten(0, 1)
+        actions = roll.actions.flatten(0, 1)
+        old_logp = roll.log_probs.flatten(0, 1)
         adv, ret, old_v = advantages.flatten(), returns.flatten(), values.flatten()
         lr = linear_schedule(cfg.learning_rate, self.progress) if cfg.anneal_lr else cfg.learning_rate
         set_lr(self.optimizer, max(lr, 1e-12))
@@ -426,7 +451,7 @@ class PPO:
             "train/explained_variance": explained,
             "train/learning_rate": lr,
             "train/clip_range": clip,
-            "train/rollout_reward": float(roll["rewards"].mean()),
+            "train/rollout_reward": float(roll.rewards.mean()),
         }
 
     def iterate(self) -> dict[str, float]:

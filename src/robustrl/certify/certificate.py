@@ -73,7 +73,7 @@ class Certificate:
     clean_return: float
     """Mean return of the smoothed policy without attack."""
     clean_return_ci: tuple[float, float]
-    """95 % percentile-bootstrap interval of ``clean_return`` (``robustrl.stats.bootstrap_ci``; descriptive)."""
+    """Percentile-bootstrap interval of ``clean_return`` at level ``confidence`` (descriptive, not certified)."""
     returns: np.ndarray
     """The sampled smoothed episode returns ``[n]`` (float64)."""
     lengths: np.ndarray
@@ -338,7 +338,7 @@ def certify_policy(
         qb = percentile_bound(returns, q=quantile, sigma=s, budgets=bound.budgets, alpha=alpha, floor=v0).bounds
     from robustrl.stats import bootstrap_ci
 
-    iv = bootstrap_ci(returns, "mean", reps=BOOTSTRAP_REPS, confidence=0.95, seed=derive_seed(seed, 7))
+    iv = bootstrap_ci(returns, "mean", reps=BOOTSTRAP_REPS, confidence=1.0 - alpha, seed=derive_seed(seed, 7))
     ci = (iv.low, iv.high)
     config = {
         "policy": policy_source,

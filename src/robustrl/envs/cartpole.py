@@ -33,7 +33,8 @@ def cartpole_step(
     length: torch.Tensor,
     polemass_length: torch.Tensor,
     force_mag: torch.Tensor,
-    four_thirds: torch.Tensor | None = None,
+    neg_force_mag: torch.Tensor | None = None,
+    thresholds: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Euler step of the cart-pole, in Gymnasium's order of floating-point operations.
 
@@ -49,28 +50,27 @@ def cartpole_step(
         length: ``[N]`` half the pole's length (m), as in Gymnasium.
         polemass_length: ``[N]`` masspole · length.
         force_mag: ``[N]`` push magnitude (N).
-        four_thirds: the constant 4/3 as a 0-dim tensor like ``state`` (made here when None).
+        neg_force_mag: ``-force_mag`` if the caller has it (saves an operation).
+        thresholds: ``[[2.4], [12°]]`` like ``state`` if the caller has it (made here when None).
 
     Returns:
         ``(next_state [4, N], terminated [N] bool)``: terminated when ``|x| > 2.4`` or ``|theta| > 12°``.
     """
-    if four_thirds is None:
-        four_thirds = state.new_tensor(4.0 / 3.0)
-    x, x_dot, theta, theta_dot = state.unbind(0)
-    force = torch.where(action == 1, force_mag, -force_mag)
+    _, x_dot, theta, theta_dot = state.unbind(0)
+    force = torch.where(action.bool(), force_mag, -force_mag if neg_force_mag is None else neg_force_mag)
     costheta = torch.cos(theta)
     sintheta = torch.sin(theta)
     temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass
-    # addcdiv(a, b, c, value=-1) is a - b / c, rounded as Gymnasium's two operations are.
+    # 4/3 - a/b as rsub(a/b, 4/3) and a - b/c as addcdiv(a, b, c, value=-1): rounded like Gymnasium's.
     thetaacc = (gravity * sintheta - costheta * temp) / (
-        length * torch.addcdiv(four_thirds, masspole * (costheta * costheta), total_mass, value=-1.0)
+        length * torch.rsub(masspole * (costheta * costheta) / total_mass, 4.0 / 3.0)
     )
     xacc = torch.addcdiv(temp, polemass_length * thetaacc * costheta, total_mass, value=-1.0)
-    nx = x + TAU * x_dot
-    ntheta = theta + TAU * theta_dot
-    nxt = torch.stack((nx, x_dot + TAU * xacc, ntheta, theta_dot + TAU * thetaacc))
-    terminated = (nx.abs() > X_THRESHOLD) | (ntheta.abs() > THETA_THRESHOLD)
-    return nxt, terminated
+    nxt = state + TAU * torch.stack((x_dot, xacc, theta_dot, thetaacc))
+    if thresholds is None:
+        thresholds = state.new_tensor([[X_THRESHOLD], [THETA_THRESHOLD]])
+    out = nxt[::2].abs() > thresholds
+    return nxt, out[0] | out[1]
 
 
 class CartPoleEnv(NativeVecEnv):
@@ -102,26 +102,26 @@ class CartPoleEnv(NativeVecEnv):
 
     def _derive(self) -> None:
         p = self._p
-        self._total_mass = p["masspole"] + p["masscart"]
-        self._polemass_length = p["masspole"] * p["length"]
-        self._four_thirds = torch.tensor(4.0 / 3.0, dtype=self.dtype, device=self.device)
+        total_mass = p["masspole"] + p["masscart"]
+        # One tensor for all per-copy constants: fewer inputs for torch.compile to guard.
+        self._coef = torch.stack(
+            (
+                p["gravity"],
+                p["masspole"],
+                total_mass,
+                p["length"],
+                p["masspole"] * p["length"],
+                p["force_mag"],
+                -p["force_mag"],
+            )
+        )
+        self._thresholds = torch.tensor([[X_THRESHOLD], [THETA_THRESHOLD]], dtype=self.dtype, device=self.device)
 
     def _initial_state(self, n: int) -> torch.Tensor:
         return self._uniform(4, n).mul_(0.1).sub_(0.05)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        p = self._p
-        nxt, terminated = cartpole_step(
-            state,
-            action,
-            p["gravity"],
-            p["masspole"],
-            self._total_mass,
-            p["length"],
-            self._polemass_length,
-            p["force_mag"],
-            self._four_thirds,
-        )
+        nxt, terminated = cartpole_step(state, action, *self._coef.unbind(0), self._thresholds)
         if self.sutton_barto_reward:
             reward = -terminated.to(torch.float32)
         else:

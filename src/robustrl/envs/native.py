@@ -284,7 +284,8 @@ class NativeVecEnv:
         rank = torch.cumsum(done, 0)
         idx = (rank + (pos - 1)).clamp(min=0)
         nxt = torch.where(done, pool[:, idx], nxt)
-        obs = torch.where(done.view(-1, *([1] * (final_obs.dim() - 1))), pool_obs[idx], final_obs)
+        # Observing the mixed state costs less in a fused kernel than gathering pool observations.
+        obs = self._observe(nxt)
         elapsed = elapsed.masked_fill(done, 0)
         return nxt, obs, reward, terminated, truncated, final_obs, elapsed, pos + rank[-1], invalid
 

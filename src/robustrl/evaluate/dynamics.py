@@ -111,14 +111,6 @@ class DynamicsResult:
         return "\n".join(rows)
 
 
-def _copies_per_point(episodes: int, points: int, max_copies: int) -> int:
-    """The most copies per grid point ``m`` dividing ``episodes`` with ``points · m ≤ max_copies`` (≥ 1)."""
-    for m in range(min(episodes, max(max_copies // max(points, 1), 1)), 0, -1):
-        if episodes % m == 0:
-            return m
-    return 1
-
-
 def evaluate_dynamics(
     policy: Policy | str | os.PathLike[str],
     env_id: str,
@@ -139,8 +131,10 @@ def evaluate_dynamics(
 ) -> DynamicsResult:
     """Evaluate a policy over a grid of static physical-parameter shifts (one setting per episode).
 
-    One env covers the grid: each copy holds one grid point's parameters (per-copy tensors), so the whole
-    grid × episodes runs batched; grids larger than ``max_copies`` run in chunks.
+    One env covers the grid: every (grid point, episode) pair is one env copy holding that point's
+    parameters (per-copy tensors) and running exactly one episode — the rollout engine's first ``N``
+    episodes are the copies' first ones, in copy order — so the whole grid × episodes runs batched. More
+    pairs than ``max_copies`` run in chunks of ``max_copies`` copies.
 
     Args:
         policy: a Policy or a policy file.
@@ -172,8 +166,8 @@ def evaluate_dynamics(
     from robustrl.envs import NATIVE_ENVS, make_env
 
     cap = max_copies or (16384 if env_id in NATIVE_ENVS else 8)
-    m = _copies_per_point(episodes, points, cap)
-    chunk = max(cap // m, 1)
+    if cap < 1:
+        raise ValueError(f"max_copies must be ≥ 1, got {max_copies}")
     obs_t: Any = make_threat("none", 0.0, smoothing_sigma=smoothing_sigma) if smoothing_sigma > 0 else None
     act_t: Any = None
     if threat is not None:
@@ -183,33 +177,33 @@ def evaluate_dynamics(
             obs_t = built
         else:
             act_t = built
-    all_params = grid_param_tensors(axes, m, device=device)
-    returns = np.zeros((points, episodes))
-    lengths = np.zeros((points, episodes), dtype=np.int64)
-    for ci, start in enumerate(range(0, points, chunk)):
-        stop = min(start + chunk, points)
-        g = stop - start
-        params = {k: v[start * m : stop * m] for k, v in all_params.items()}
-        env = make_env(env_id, g * m, device=device, seed=seed, params=params, **dict(env_kwargs or {}))
+    # slot s = point · episodes + e is one copy running one episode (grid points in C order)
+    all_params = grid_param_tensors(axes, episodes, device=device)
+    total = points * episodes
+    flat_r = np.zeros(total)
+    flat_l = np.zeros(total, dtype=np.int64)
+    for ci, start in enumerate(range(0, total, cap)):
+        stop = min(start + cap, total)
+        params = {k: v[start:stop] for k, v in all_params.items()}
+        env = make_env(env_id, stop - start, device=device, seed=seed, params=params, **dict(env_kwargs or {}))
         try:
             res = rollout(
-                pol, env, g * episodes, seed=derive_seed(seed, ci), obs_transform=obs_t, action_transform=act_t,
+                pol, env, stop - start, seed=derive_seed(seed, ci), obs_transform=obs_t, action_transform=act_t,
                 deterministic=deterministic, progress=progress,
             )  # fmt: skip
         finally:
             env.close()
-        # episode k is copy k % (g·m)'s (k // (g·m))-th episode; copy c holds grid point start + c // m
-        r = res.returns.numpy().reshape(episodes // m, g, m).transpose(1, 2, 0).reshape(g, episodes)
-        ln = res.lengths.numpy().reshape(episodes // m, g, m).transpose(1, 2, 0).reshape(g, episodes)
-        returns[start:stop] = r
-        lengths[start:stop] = ln
+        flat_r[start:stop] = res.returns.numpy()
+        flat_l[start:stop] = res.lengths.numpy()
+    returns = flat_r.reshape(points, episodes)
+    lengths = flat_l.reshape(points, episodes)
     stats = np.array([mean_ci(returns[i], confidence, bootstrap_reps, seed) for i in range(points)])
     config = {
         "threat": None if threat is None else ([threat, {}] if isinstance(threat, str) else list(threat)),
         "budget": budget,
         "smoothing_sigma": smoothing_sigma,
         "deterministic": deterministic,
-        "copies_per_point": m,
+        "max_copies": cap,
         "device": str(device),
         "env_kwargs": dict(env_kwargs or {}),
         "confidence": confidence,

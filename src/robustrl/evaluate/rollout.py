@@ -35,6 +35,8 @@ class StepContext:
     """``bool [N]``: True where the observation is the first of an episode (reset per-episode state)."""
     generator: torch.Generator
     """The rollout's generator, on the env's device; threats draw all their randomness from it."""
+    active: torch.Tensor | None = None
+    """``bool [N]``: False where the copy's current episode is not in the sample (threats may skip it)."""
 
 
 ObsTransform = Callable[[torch.Tensor, StepContext], torch.Tensor]
@@ -51,6 +53,8 @@ class RolloutResult(NamedTuple):
     """``float64 [episodes]`` undiscounted returns (CPU)."""
     lengths: torch.Tensor
     """``int64 [episodes]`` episode lengths (CPU)."""
+    copies: torch.Tensor
+    """``int64 [episodes]`` the env copy that ran each episode (CPU): maps episodes to per-copy params."""
 
 
 def rollout(
@@ -107,6 +111,8 @@ def rollout(
     # Slot ``episodes`` is a sink for writes of copies whose episode is not in the sample.
     returns = torch.zeros(episodes + 1, dtype=torch.float64, device=device)
     lengths = torch.zeros(episodes + 1, dtype=torch.int64, device=device)
+    copies = torch.zeros(episodes + 1, dtype=torch.int64, device=device)
+    copy_index = torch.arange(n, device=device)
     sink = torch.tensor(episodes, device=device)
     episode_id = torch.arange(n, device=device)
     episode_id = torch.where(episode_id < episodes, episode_id, sink)
@@ -120,7 +126,13 @@ def rollout(
 
     with contextlib.closing(bar):
         for t in range(step_limit):
-            ctx = StepContext(policy=policy, step=ep_len, episode_start=episode_start, generator=generator)
+            ctx = StepContext(
+                policy=policy,
+                step=ep_len,
+                episode_start=episode_start,
+                generator=generator,
+                active=episode_id < episodes,
+            )
             seen = obs_transform(obs, ctx) if obs_transform is not None else obs
             with torch.no_grad():
                 action = policy.act(seen, deterministic=deterministic, generator=generator)
@@ -133,6 +145,7 @@ def rollout(
             slot = torch.where(done, episode_id, sink)
             returns.scatter_(0, slot, ep_return)
             lengths.scatter_(0, slot, ep_len)
+            copies.scatter_(0, slot, copy_index)
             finished = finished + (slot < episodes).sum()
             # Copies that finished start the next episodes, numbered in copy order.
             new_id = started + torch.cumsum(done, 0) - 1
@@ -149,4 +162,6 @@ def rollout(
         else:  # pragma: no cover - the env's time limit makes this unreachable
             raise RuntimeError(f"rollout did not finish {episodes} episodes within {step_limit} steps")
 
-    return RolloutResult(returns=returns[:episodes].cpu(), lengths=lengths[:episodes].cpu())
+    return RolloutResult(
+        returns=returns[:episodes].cpu(), lengths=lengths[:episodes].cpu(), copies=copies[:episodes].cpu()
+    )

@@ -2,7 +2,8 @@
 
 A grid is a tuple of :class:`ParamAxis` (a parameter name and its values). Evaluation runs one env whose
 copies cover every grid point: copy ``c`` gets grid point ``c // m`` (``m`` copies per point, points in
-C order over the axes), set through the env's per-copy parameter tensors; see
+C order over the axes; evaluation uses one copy per episode), set through the env's per-copy parameter
+tensors; see
 :func:`robustrl.evaluate.evaluate_dynamics`. Parameter names are the env's (``length``, ``force_mag`` for
 CartPole; ``mass_scale``, ``friction_scale`` for adapter MuJoCo envs; see ``robustrl envs``).
 """
