@@ -163,6 +163,41 @@ def bench_profile(shape: tuple[int, int], reps: int, repeats: int, seed: int, n_
     return row
 
 
+def breakdown(shape: tuple[int, int], seed: int, loops: int = 300) -> dict[str, float]:
+    """Microseconds per replicate of each step of one chunk (best of 7 × ``loops``): where the time goes."""
+    from robustrl.stats.bootstrap import Strata, _TaskSums, _trimmed_kernel, chunk_size
+    from robustrl.stats.metrics import iqm_cuts
+
+    rng = np.random.default_rng(seed)
+    strata = Strata(_scores(*shape, seed))
+    c = chunk_size(strata.size, 50_000)
+    keys_buf = np.empty((c, strata.tasks, strata.runs), dtype=np.intp)
+    keys = strata.draw(rng, c, keys_buf)
+    iqm_kernel = _trimmed_kernel(strata, c, *iqm_cuts(strata.size))
+    sums = _TaskSums(strata.flat, c, strata.tasks, strata.runs)
+
+    def fresh_sums() -> None:
+        sums._keys = None
+        sums(keys)
+
+    steps: dict[str, Callable[[], Any]] = {
+        "rng.integers uint16": lambda: rng.integers(0, strata.runs, size=keys.shape, dtype=np.uint16),
+        "draw (integers + offsets + cast)": lambda: strata.draw(rng, c, keys_buf),
+        "iqm kernel": lambda: iqm_kernel(keys),
+        "per-task sums kernel (mean, median)": fresh_sums,
+    }
+    out = {}
+    for name, fn in steps.items():
+        best = float("inf")
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / loops)
+        out[name] = 1e6 * best / c
+    return out
+
+
 def _shape(text: str) -> tuple[int, int]:
     runs, _, tasks = text.lower().partition("x")
     return int(runs), int(tasks)
@@ -177,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=1, help="timings per case (minimum reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument("--breakdown", default="100x50", help="shape to time step by step ('' = skip)")
     args = parser.parse_args(argv)
     shapes = [_shape(s) for s in args.shapes.split(",")]
     reps_list = [int(r) for r in args.reps.split(",")]
@@ -202,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 results.append(row)
     agg = [r for r in results if r["kind"] == "aggregate"]
+    steps = breakdown(_shape(args.breakdown), args.seed) if args.breakdown else {}
     doc = {
         "benchmark": "robustrl.stats vs rliable.library (same process, same matrices, same reps)",
         "config": vars(args),
@@ -220,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if agg
         else {},
         "results": results,
+        "breakdown_us_per_rep": {"shape": args.breakdown, **steps},
     }
     text = json.dumps(doc, indent=2)
     print(text)

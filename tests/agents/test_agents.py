@@ -123,7 +123,9 @@ def test_ppo_acts_and_learns_on_noisy_observations_with_clean_critic() -> None:
     assert torch.equal(roll2.obs, roll2.critic_obs)
 
 
-@pytest.mark.parametrize(("cls", "cfg_cls", "env_id"), [(DQN, DQNConfig, "CartPole-v1"), (SAC, SACConfig, "Pendulum-v1")])
+@pytest.mark.parametrize(
+    ("cls", "cfg_cls", "env_id"), [(DQN, DQNConfig, "CartPole-v1"), (SAC, SACConfig, "Pendulum-v1")]
+)
 def test_replay_agents_store_noisy_observations(cls: Any, cfg_cls: Any, env_id: str) -> None:
     agent = cls(make_env(env_id, 8, seed=0), cfg_cls(num_envs=8, obs_noise=0.3), seed=0)
     agent.collect(50)

@@ -98,5 +98,6 @@ def test_ppo_critic_learns_infinite_horizon_value_when_truncation_bootstraps() -
     while agent.steps < cfg.total_steps:
         agent.iterate()
     v0 = agent.policy.value(torch.zeros(1, 1)).item()
-    # bootstrapped: 1/(1−γ) = 10; treating truncation as termination would give ≈ 4.1 (the mean over the 10 steps before the cut)
+    # bootstrapped: 1/(1−γ) = 10; treating truncation as termination would give ≈ 4.1
+    # (the mean value over the 10 steps before the cut)
     assert v0 == pytest.approx(1 / (1 - gamma), rel=0.05)

@@ -33,7 +33,7 @@ def test_cartpole_adapter_equals_native(params: dict | None) -> None:
     for _ in range(120):
         act = torch.randint(0, 2, (3,), generator=g)
         oa, ra, ta, ua, ia = ad.step(act)
-        on, rn, tn, un, i_n = nat.step(act)
+        _on, rn, tn, un, i_n = nat.step(act)
         assert oa.dtype == torch.float32 and ra.dtype == torch.float32 and ta.dtype == torch.bool
         assert torch.allclose(ia["final_obs"], i_n["final_obs"], atol=1e-6)
         assert torch.equal(ra, rn) and torch.equal(ta, tn) and torch.equal(ua, un)
@@ -127,20 +127,19 @@ def test_user_registered_env() -> None:
         for _ in range(2):
             obs, *_ = env.step(torch.tensor([1, 0]))
         obs, r, term, trunc, info = env.step(torch.tensor([1, 0]))
+        assert r.tolist() == [1.0, 1.0] and r.dtype == torch.float32
         assert term.tolist() == [True, False] and trunc.tolist() == [False, False]
         assert info["final_obs"].tolist() == [[3.0], [0.0]] and obs.tolist() == [[0.0], [0.0]]
-        obs, r, term, trunc, info = env.step(torch.tensor([0, 0]))
-        obs, r, term, trunc, info = env.step(torch.tensor([0, 0]))
-        assert trunc.tolist() == [False, True]  # copy 1 hit the registration's time limit
+        env.step(torch.tensor([0, 0]))
+        _, _, term, trunc, _ = env.step(torch.tensor([0, 0]))
+        assert trunc.tolist() == [False, True] and not term.any()  # copy 1 hit the registration's time limit
         env.close()
     finally:
         del gym.registry["RobustrlTest/Counter-v0"]
 
 
 def test_async_mode_with_params() -> None:
-    env = make_env(
-        "CartPole-v1", 2, backend="gymnasium", vectorization_mode="async", seed=0, params={"force_mag": 0.0}
-    )
+    env = make_env("CartPole-v1", 2, backend="gymnasium", vectorization_mode="async", seed=0, params={"force_mag": 0.0})
     try:
         env.reset()
         obs = env.reset(params={"force_mag": torch.tensor([0.0, 30.0], dtype=torch.float64)}, seed=0)[0]
@@ -209,7 +208,7 @@ def test_ale_pong() -> None:
     g = torch.Generator().manual_seed(0)
     total = torch.zeros(2)
     for _ in range(50):
-        obs, r, term, trunc, info = env.step(torch.randint(0, 6, (2,), generator=g))
+        obs, r, _term, _trunc, info = env.step(torch.randint(0, 6, (2,), generator=g))
         total += r
         assert info["final_obs"].shape == obs.shape
     assert obs.dtype == torch.uint8 and total.le(0).all()  # a random player does not score first in 200 frames

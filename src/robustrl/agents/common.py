@@ -92,7 +92,7 @@ def linear_schedule(start: float, progress: float, end: float = 0.0) -> float:
     return start + (end - start) * p
 
 
-def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+def make_adam(params: Iterable[torch.Tensor], lr: float, eps: float = 1e-8) -> torch.optim.Adam:
     """Adam with the fused kernel (one op per step for all parameters: the fastest on small nets)."""
     return torch.optim.Adam(list(params), lr=lr, eps=eps, fused=True)
 
@@ -106,8 +106,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging ``θ' ← (1 − τ)·θ' + τ·θ`` over parameters (buffers are copied)."""
     with torch.no_grad():
-        t_params = list(target.parameters())
-        s_params = list(source.parameters())
+        t_params: list[torch.Tensor] = list(target.parameters())
+        s_params: list[torch.Tensor] = list(source.parameters())
         if tau >= 1.0:
             torch._foreach_copy_(t_params, s_params)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import gymnasium as gym
 import torch
@@ -28,8 +28,8 @@ from robustrl.agents.common import (
     seeded_init,
     set_lr,
 )
-from robustrl.common.seeding import derive_seed
 from robustrl.agents.returns import generalized_advantage_estimate, next_values_from_rollout
+from robustrl.common.seeding import derive_seed
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import ActorCriticPolicy
 
@@ -348,7 +348,7 @@ class PPO:
             x = self._see(self._clean)
         self._x = x
         self.steps += t_len * n
-        obs_shape = tuple(x.shape[1:])
+        obs_shape, dev = tuple(x.shape[1:]), self.device
         return Rollout(
             obs=obs_buf,
             critic_obs=critic_buf,
@@ -358,8 +358,8 @@ class PPO:
             terminated=term_buf,
             truncated=trunc_buf,
             last_critic_obs=self._clean if self._asym else x,
-            final_index=torch.cat(final_index) if final_index else torch.zeros((0, 2), dtype=torch.int64, device=self.device),
-            final_critic_obs=torch.cat(final_obs) if final_obs else torch.zeros((0, *obs_shape), device=self.device),
+            final_index=torch.cat(final_index) if final_index else torch.zeros((0, 2), dtype=torch.int64, device=dev),
+            final_critic_obs=torch.cat(final_obs) if final_obs else torch.zeros((0, *obs_shape), device=dev),
         )
 
     @torch.no_grad()

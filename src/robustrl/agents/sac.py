@@ -1,6 +1,6 @@
-"""Soft Actor-Critic with automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms
-and Applications").
+"""Soft Actor-Critic with automatic entropy tuning.
 
+Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications".
 Twin Q critics with Polyak-averaged targets, a tanh-squashed Gaussian actor (reparameterised), and the
 temperature α learned to keep the policy entropy near ``target_entropy`` (default ``−dim(A)``). Actions
 are rescaled from ``[−1, 1]`` to the action box; log-probabilities are those of the ``[−1, 1]`` action,
@@ -173,8 +173,9 @@ class SAC:
         self.critics = self.policy.critics
         self.target_critics = copy.deepcopy(self.critics)
         self.target_critics.requires_grad_(False)
-        actor_params = [*self.policy.latent_pi.parameters(), *self.policy.mu.parameters(),
-                        *self.policy.log_std.parameters()]
+        actor_params: list[torch.Tensor] = [
+            *self.policy.latent_pi.parameters(), *self.policy.mu.parameters(), *self.policy.log_std.parameters()
+        ]
         self.actor_opt = make_adam(actor_params, cfg.learning_rate)
         self.critic_opt = make_adam(self.critics.parameters(), cfg.learning_rate)
         self.act_dim = int(np.prod(env.action_space.shape))

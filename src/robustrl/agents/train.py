@@ -167,7 +167,7 @@ def _convert(value: str, tp: Any, key: str) -> Any:
                 return c
         raise ValueError(f"--set {key}={value}: expected one of {[str(c) for c in choices]}")
     if origin is tuple:
-        inner = [a for a in get_args(tp) if a is not Ellipsis][0]
+        inner = next(a for a in get_args(tp) if a is not Ellipsis)
         items = [v for v in value.replace(" ", "").split(",") if v]
         return tuple(_convert(v, inner, key) for v in items)
     if tp is bool:

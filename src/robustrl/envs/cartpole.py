@@ -121,7 +121,19 @@ class CartPoleEnv(NativeVecEnv):
         return self._uniform(4, n).mul_(0.1).sub_(0.05)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        nxt, terminated = cartpole_step(state, action, *self._coef.unbind(0), self._thresholds)
+        gravity, masspole, total_mass, length, polemass_length, force_mag, neg_force_mag = self._coef.unbind(0)
+        nxt, terminated = cartpole_step(
+            state,
+            action,
+            gravity,
+            masspole,
+            total_mass,
+            length,
+            polemass_length,
+            force_mag,
+            neg_force_mag,
+            self._thresholds,
+        )
         if self.sutton_barto_reward:
             reward = -terminated.to(torch.float32)
         else:

@@ -21,7 +21,9 @@ the copies that finish. Two equivalent paths do the mixing:
 from __future__ import annotations
 
 import difflib
+import functools
 import math
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -117,16 +119,18 @@ class NativeVecEnv:
         space = self.action_space
         self._discrete_n: int | None = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
         self._action_shape: tuple[int, ...] = (num_envs, *(() if space.shape is None else space.shape))
-        # The pool of initial states: [STATE_DIM, rows] and their observations [rows, *obs_shape].
+        # The pool of initial states: [STATE_DIM, rows] and their observations [rows, *obs_shape]. The fused
+        # path needs N rows left before each step, hence at least 2N rows per refill on CPU.
         self._fused: bool = compile or self.device.type != "cpu"
-        self._pool_rows: int = max(8 * num_envs, _POOL_MIN_ROWS) if self.device.type == "cpu" else num_envs
+        self._pool_rows: int = max(2 * num_envs, _POOL_MIN_ROWS) if self.device.type == "cpu" else num_envs
         self._pool: torch.Tensor = torch.empty(0)
         self._pool_obs: torch.Tensor = torch.empty(0)
         self._pool_pos: int = 0
         self._pool_pos_t: torch.Tensor = torch.zeros((), dtype=torch.int64, device=self.device)
         self._fused_fn: Callable[..., tuple[torch.Tensor, ...]] = self._fused_step
         if compile:
-            self._fused_fn = torch.compile(self._fused_step, dynamic=False)
+            key = (type(self), num_envs, dtype, self.device, self._discrete_n)
+            self._fused_fn = functools.partial(_compiled_fused_step(key), self)
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._state: torch.Tensor = self._draw_initial(num_envs)[0]
         self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
@@ -268,7 +272,6 @@ class NativeVecEnv:
         action: torch.Tensor,
         elapsed: torch.Tensor,
         pool: torch.Tensor,
-        pool_obs: torch.Tensor,
         pos: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         """A whole step without branches or syncs (what ``compile=True`` fuses and CUDA graphs capture).
@@ -336,13 +339,12 @@ class NativeVecEnv:
                     pos = 0
                     self._pool_pos_t = torch.zeros((), dtype=torch.int64, device=self.device)
                 self._pool_pos = pos
-            pool, pool_obs, pos_t = self._pool, self._pool_obs, self._pool_pos_t
+            pool, pos_t = self._pool, self._pool_pos_t
         else:  # a fresh draw per step: nothing to track on the host
             pool = self._initial_state(n)
-            pool_obs = self._observe(pool)
             pos_t = torch.zeros((), dtype=torch.int64, device=self.device)
         state, obs, reward, terminated, truncated, final_obs, elapsed, new_pos, invalid = self._fused_fn(
-            self._state, action, self._elapsed, pool, pool_obs, pos_t
+            self._state, action, self._elapsed, pool, pos_t
         )
         if self.validate_actions and int(invalid):
             self._raise_invalid(action)
@@ -386,6 +388,27 @@ class NativeVecEnv:
         if self._discrete_n is not None:
             raise ValueError(f"action values must lie in [0, {self._discrete_n}), got {action.tolist()}")
         raise ValueError("action contains NaN or inf")
+
+
+_COMPILED: dict[tuple[Any, ...], Callable[..., tuple[torch.Tensor, ...]]] = {}
+
+
+def _compiled_fused_step(key: tuple[Any, ...]) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``torch.compile`` of :meth:`NativeVecEnv._fused_step`, one per env class, size, dtype and device.
+
+    Dynamo keys its cache (and its recompilation limit) on the code object; a copy of the code per
+    configuration keeps envs of different classes or sizes from evicting each other's kernels, while envs
+    with the same configuration share one compilation.
+    """
+    fn = _COMPILED.get(key)
+    if fn is None:
+        base = NativeVecEnv._fused_step
+        name = f"_fused_step_{len(_COMPILED)}"
+        code = base.__code__.replace(co_name=name, co_qualname=name)
+        raw = types.FunctionType(code, base.__globals__, name, base.__defaults__, base.__closure__)
+        fn = torch.compile(raw, dynamic=False)
+        _COMPILED[key] = fn
+    return fn
 
 
 def _param_tensor(

@@ -85,10 +85,12 @@ class PendulumEnv(NativeVecEnv):
         self.action_space = gym.spaces.Box(low=-2.0, high=2.0, shape=(1,), dtype=np.float32)
         super().__init__(num_envs, **kwargs)
 
+    def _derive(self) -> None:
+        self._high = torch.tensor([[math.pi], [1.0]], dtype=self.dtype, device=self.device)
+
     def _initial_state(self, n: int) -> torch.Tensor:
-        u = self._uniform(2, n)
-        high = torch.tensor([[math.pi], [1.0]], dtype=self.dtype, device=self.device)
-        return u.mul_(2 * high).sub_(high)
+        # Gymnasium: uniform(low=-[pi, 1], high=[pi, 1]).
+        return self._uniform(2, n).mul_(2 * self._high).sub_(self._high)
 
     def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         p = self._p
