@@ -362,6 +362,40 @@ def min_critic_value(critics: nn.ModuleList, features: torch.Tensor, action: tor
     return torch.stack([q(x) for q in critics]).min(0).values.squeeze(-1)
 
 
+def _actor_spec(
+    hidden: Sequence[int],
+    activation: Activation,
+    normalize_obs: bool,
+    with_critic: bool,
+    critic_hidden: Sequence[int] | None,
+    n_critics: int,
+    critic_scaled_actions: bool,
+) -> dict[str, Any]:
+    """The ``spec()`` of a continuous actor with critics (``critic_hidden`` resolved); checks ``n_critics``."""
+    if n_critics < 1:
+        raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
+    return {
+        "hidden": list(hidden),
+        "activation": activation,
+        "normalize_obs": normalize_obs,
+        "with_critic": with_critic,
+        "critic_hidden": list(hidden if critic_hidden is None else critic_hidden),
+        "n_critics": n_critics,
+        "critic_scaled_actions": critic_scaled_actions,
+    }
+
+
+def _critic(
+    policy: SquashedGaussianActorPolicy | DeterministicActorPolicy, obs: torch.Tensor, action: torch.Tensor
+) -> torch.Tensor:
+    """``min_i Q_i(obs, action)`` ``[N]`` of an actor's critics, ``action`` in the env's units."""
+    if policy.critics is None:
+        raise ValueError("this policy was built without critics (with_critic=False)")
+    if policy.critic_scaled_actions:
+        action = scale_action(action.flatten(1), policy.action_low, policy.action_high)
+    return min_critic_value(policy.critics, policy.features(obs), action)
+
+
 class SquashedGaussianActorPolicy(nn.Module):
     """A tanh-squashed Gaussian actor (SAC) with optional Q critics for critic attacks.
 
@@ -405,20 +439,11 @@ class SquashedGaussianActorPolicy(nn.Module):
         super().__init__()
         if not isinstance(action_space, gym.spaces.Box):
             raise ValueError(f"SquashedGaussianActorPolicy needs a Box action space, got {action_space!r}")
-        if n_critics < 1:
-            raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
         self.observation_space = observation_space
         self.action_space = action_space
-        critic_hidden = list(hidden if critic_hidden is None else critic_hidden)
-        self._spec = {
-            "hidden": list(hidden),
-            "activation": activation,
-            "normalize_obs": normalize_obs,
-            "with_critic": with_critic,
-            "critic_hidden": critic_hidden,
-            "n_critics": n_critics,
-            "critic_scaled_actions": critic_scaled_actions,
-        }
+        self._spec = _actor_spec(
+            hidden, activation, normalize_obs, with_critic, critic_hidden, n_critics, critic_scaled_actions
+        )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
         act_dim = int(np.prod(action_space.shape))
@@ -433,7 +458,9 @@ class SquashedGaussianActorPolicy(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2)
         self.register_buffer("action_low", low)
         self.register_buffer("action_high", high)
-        self.critics = make_critics(in_dim, act_dim, critic_hidden, activation, n_critics) if with_critic else None
+        self.critics = (
+            make_critics(in_dim, act_dim, self._spec["critic_hidden"], activation, n_critics) if with_critic else None
+        )
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (besides the spaces) as JSON-ready values."""
@@ -469,11 +496,7 @@ class SquashedGaussianActorPolicy(nn.Module):
 
     def critic(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_i Q_i(obs, action)`` as ``[N]``; ``action [N, *act_shape]`` in the env's units."""
-        if self.critics is None:
-            raise ValueError("this policy was built without critics (with_critic=False)")
-        if self.critic_scaled_actions:
-            action = scale_action(action.flatten(1), self.action_low, self.action_high)
-        return min_critic_value(self.critics, self.features(obs), action)
+        return _critic(self, obs, action)
 
 
 class DeterministicActorPolicy(nn.Module):
@@ -515,20 +538,11 @@ class DeterministicActorPolicy(nn.Module):
         super().__init__()
         if not isinstance(action_space, gym.spaces.Box) or not action_space.is_bounded("both"):
             raise ValueError(f"DeterministicActorPolicy needs a bounded Box action space, got {action_space!r}")
-        if n_critics < 1:
-            raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
         self.observation_space = observation_space
         self.action_space = action_space
-        critic_hidden = list(hidden if critic_hidden is None else critic_hidden)
-        self._spec = {
-            "hidden": list(hidden),
-            "activation": activation,
-            "normalize_obs": normalize_obs,
-            "with_critic": with_critic,
-            "critic_hidden": critic_hidden,
-            "n_critics": n_critics,
-            "critic_scaled_actions": critic_scaled_actions,
-        }
+        self._spec = _actor_spec(
+            hidden, activation, normalize_obs, with_critic, critic_hidden, n_critics, critic_scaled_actions
+        )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
         act_dim = int(np.prod(action_space.shape))
@@ -537,7 +551,9 @@ class DeterministicActorPolicy(nn.Module):
         self.mu = nn.Sequential(*mlp(in_dim, hidden, activation), nn.Linear(out, act_dim), nn.Tanh())
         self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32).flatten())
-        self.critics = make_critics(in_dim, act_dim, critic_hidden, activation, n_critics) if with_critic else None
+        self.critics = (
+            make_critics(in_dim, act_dim, self._spec["critic_hidden"], activation, n_critics) if with_critic else None
+        )
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (besides the spaces) as JSON-ready values."""
@@ -558,11 +574,7 @@ class DeterministicActorPolicy(nn.Module):
 
     def critic(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_i Q_i(obs, action)`` as ``[N]``; ``action [N, *act_shape]`` in the env's units."""
-        if self.critics is None:
-            raise ValueError("this policy was built without critics (with_critic=False)")
-        if self.critic_scaled_actions:
-            action = scale_action(action.flatten(1), self.action_low, self.action_high)
-        return min_critic_value(self.critics, self.features(obs), action)
+        return _critic(self, obs, action)
 
 
 POLICY_CLASSES: dict[str, type[nn.Module]] = {

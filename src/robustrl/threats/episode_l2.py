@@ -29,7 +29,7 @@ import torch
 from robustrl.policies.base import Policy
 from robustrl.threats import projection as P
 from robustrl.threats.objectives import clean_action_kept, deviation_objective, divergence_objective, is_discrete
-from robustrl.threats.pgd import check_search, pgd_search, prepare
+from robustrl.threats.pgd import SearchConfig, check_search, prepare, run_search
 
 if TYPE_CHECKING:
     from robustrl.evaluate.rollout import StepContext
@@ -69,6 +69,13 @@ class EpisodeL2Config:
             raise ValueError(f"max_step_fraction must lie in (0, 1], got {self.max_step_fraction}")
         if self.search_steps < 0:
             raise ValueError(f"search_steps must be ≥ 0, got {self.search_steps}")
+
+    @property
+    def search(self) -> SearchConfig:
+        """The per-step PGD: ℓ2, one start, random only for the ``mad`` objective (its gradient is 0 at δ = 0)."""
+        return SearchConfig(
+            steps=self.steps, step_scale=self.step_scale, norm="l2", random_start=self.objective == "mad", restarts=1
+        )
 
 
 def step_radius(left_sq: torch.Tensor, step: torch.Tensor, total: float, config: EpisodeL2Config) -> torch.Tensor:
@@ -117,19 +124,7 @@ def episode_l2_step(
         objective = divergence_objective(policy, obs, **eot)  # type: ignore[arg-type]
     else:
         objective = deviation_objective(policy, obs, **eot)  # type: ignore[arg-type]
-    u = pgd_search(
-        objective,
-        obs,
-        radius,
-        generator,
-        steps=config.steps,
-        step_size=radius * (config.step_scale / config.steps),
-        norm="l2",
-        random_start=config.objective == "mad",
-        restarts=1,
-        box=box,
-        scale=scale,
-    )
+    u = run_search(objective, obs, radius, generator, config.search, box=box, scale=scale)
     if config.allocation == "flip":
         u = _least_flipping(policy, obs, u, box, scale, config, generator)
     adv = P.apply(obs, u, scale, box)

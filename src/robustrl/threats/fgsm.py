@@ -8,6 +8,7 @@ objective from the clean observation; equal to :func:`~robustrl.threats.pgd.pgd`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -15,7 +16,7 @@ import torch
 from robustrl.policies.base import Policy
 from robustrl.threats import projection as P
 from robustrl.threats.objectives import deviation_objective
-from robustrl.threats.pgd import pgd_search, prepare
+from robustrl.threats.pgd import SearchConfig, gradient_attack
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class FGSMConfig:
 
     def __post_init__(self) -> None:
         P.check_norm(self.norm)
+
+    @property
+    def search(self) -> SearchConfig:
+        """The search FGSM is: one step of length ε from the clean observation."""
+        return SearchConfig(steps=1, step_scale=1.0, norm=self.norm, random_start=False, restarts=1)
 
 
 def fgsm(
@@ -57,26 +63,12 @@ def fgsm(
     Returns:
         ``obs'`` with ``‖(obs' − obs)/scale‖_p ≤ ε`` per sample, inside the observation bounds.
     """
-    obs, radius, scale, box = prepare(policy, obs, budget, scale)
-    objective = deviation_objective(
+    objective = partial(
+        deviation_objective,
         policy,
-        obs,
         loss=config.loss,
         smoothing_sigma=config.smoothing_sigma,
         eot_samples=config.eot_samples,
         generator=generator,
     )
-    u = pgd_search(
-        objective,
-        obs,
-        radius,
-        generator,
-        steps=1,
-        step_size=radius,
-        norm=config.norm,
-        random_start=False,
-        restarts=1,
-        box=box,
-        scale=scale,
-    )
-    return P.apply(obs, u, scale, box)
+    return gradient_attack(policy, obs, budget, generator, config.search, objective, scale=scale)

@@ -9,37 +9,26 @@ point of the ball by default (SA-PPO uses SGLD for the same reason).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
 
 import torch
 
 from robustrl.policies.base import Policy
 from robustrl.threats import projection as P
 from robustrl.threats.objectives import divergence_objective
-from robustrl.threats.pgd import check_search, pgd_search, prepare
+from robustrl.threats.pgd import SearchConfig, gradient_attack
 
 
 @dataclass(frozen=True)
-class MADConfig:
+class MADConfig(SearchConfig):
     """Maximal action difference: PGD on the KL between clean and perturbed action distributions."""
 
-    steps: int = 10
-    """Gradient steps per attack."""
-    step_scale: float = 2.5
-    """Step size as a multiple of budget / steps."""
-    norm: Literal["linf", "l2"] = "linf"
-    """Which ℓp ball the perturbation stays in."""
     random_start: bool = True
     """Start from a uniform point of the ball (the KL's gradient vanishes at the clean observation)."""
-    restarts: int = 1
-    """Independent starts; every sample keeps the one whose final iterate has the highest loss."""
     smoothing_sigma: float = 0.0
     """σ of the victim's Gaussian smoothing: > 0 attacks the smoothed policy through its noise (EOT)."""
     eot_samples: int = 8
     """Noise draws the loss is averaged over when smoothing_sigma > 0."""
-
-    def __post_init__(self) -> None:
-        check_search(self.steps, self.step_scale, self.restarts, self.norm)
 
 
 def mad(
@@ -64,21 +53,11 @@ def mad(
     Returns:
         ``obs'`` with ``‖(obs' − obs)/scale‖_p ≤ ε`` per sample, inside the observation bounds.
     """
-    obs, radius, scale, box = prepare(policy, obs, budget, scale)
-    objective = divergence_objective(
-        policy, obs, smoothing_sigma=config.smoothing_sigma, eot_samples=config.eot_samples, generator=generator
+    objective = partial(
+        divergence_objective,
+        policy,
+        smoothing_sigma=config.smoothing_sigma,
+        eot_samples=config.eot_samples,
+        generator=generator,
     )
-    u = pgd_search(
-        objective,
-        obs,
-        radius,
-        generator,
-        steps=config.steps,
-        step_size=radius * (config.step_scale / config.steps),
-        norm=config.norm,
-        random_start=config.random_start,
-        restarts=config.restarts,
-        box=box,
-        scale=scale,
-    )
-    return P.apply(obs, u, scale, box)
+    return gradient_attack(policy, obs, budget, generator, config, objective, scale=scale)

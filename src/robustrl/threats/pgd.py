@@ -3,12 +3,16 @@
 :func:`pgd_search` is the optimiser every gradient attack shares (FGSM, PGD, MAD, critic, the episode
 attack): projected steepest ascent of a per-sample objective inside each sample's ℓ∞ or ℓ2 ball, with an
 optional uniform random start and restarts, keeping for every sample the best iterate seen.
-:func:`pgd` is the attack that pushes the victim away from its clean action.
+:class:`SearchConfig` holds its settings (the attacks' configs extend it) and :func:`gradient_attack` runs
+one attack end to end (validate inputs, build the objective, search, apply). :func:`pgd` is the attack that
+pushes the victim away from its clean action.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -19,28 +23,42 @@ from robustrl.threats.objectives import Objective, deviation_objective
 
 
 @dataclass(frozen=True)
-class PGDConfig:
-    """Projected gradient descent on the observation."""
+class SearchConfig:
+    """The projected-gradient search every gradient attack runs (:func:`pgd_search`).
+
+    The attacks' configs (:class:`PGDConfig`, ``MADConfig``, ``CriticConfig``) extend it with their
+    objective's options; they may restate a field to document what it means for that attack.
+    """
 
     steps: int = 10
     """Gradient steps per attack."""
     step_scale: float = 2.5
-    """Step size as a multiple of budget / steps (2.5 follows Madry et al.)."""
+    """Step size as a multiple of budget / steps."""
     norm: Literal["linf", "l2"] = "linf"
     """Which ℓp ball the perturbation stays in."""
     random_start: bool = True
-    """Start each restart from a uniform point of the ball (otherwise from the clean observation)."""
+    """Start from a uniform point of the ball."""
     restarts: int = 1
     """Independent starts; every sample keeps the one whose final iterate has the highest loss."""
+
+    def __post_init__(self) -> None:
+        check_search(self.steps, self.step_scale, self.restarts, self.norm)
+
+
+@dataclass(frozen=True)
+class PGDConfig(SearchConfig):
+    """Projected gradient descent on the observation."""
+
+    step_scale: float = 2.5
+    """Step size as a multiple of budget / steps (2.5 follows Madry et al.)."""
+    random_start: bool = True
+    """Start each restart from a uniform point of the ball (otherwise from the clean observation)."""
     loss: Literal["ce", "margin"] = "ce"
     """Discrete actions: cross-entropy of the clean action, or the Carlini–Wagner margin."""
     smoothing_sigma: float = 0.0
     """σ of the victim's Gaussian smoothing: > 0 attacks the smoothed policy through its noise (EOT)."""
     eot_samples: int = 8
     """Noise draws the loss is averaged over when smoothing_sigma > 0."""
-
-    def __post_init__(self) -> None:
-        check_search(self.steps, self.step_scale, self.restarts, self.norm)
 
 
 def check_search(steps: int, step_scale: float, restarts: int, norm: str) -> None:
@@ -136,6 +154,75 @@ def prepare(
     return obs, radius, scale, P.perturbation_box(obs, low, high, scale)
 
 
+def run_search(
+    objective: Objective,
+    obs: torch.Tensor,
+    radius: torch.Tensor,
+    generator: torch.Generator | None,
+    config: SearchConfig,
+    *,
+    box: P.Box,
+    scale: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`pgd_search` with the settings of ``config``; the step size is ``radius · step_scale / steps``.
+
+    Args:
+        objective: ``obs' [N, ...] -> [N]`` to maximise.
+        obs: ``[N, *obs_shape]`` clean float observations (from :func:`prepare`).
+        radius: ``[N]`` per-sample radii in attack units.
+        generator: source of the random starts (and of the objective's EOT noise).
+        config: steps, step scale, norm, random start, restarts.
+        box: limits from :func:`prepare`.
+        scale: attack-unit scale ``[*obs_shape]`` or None.
+
+    Returns:
+        ``u [N, *obs_shape]``: the best perturbation found, in attack units.
+    """
+    return pgd_search(
+        objective,
+        obs,
+        radius,
+        generator,
+        steps=config.steps,
+        step_size=radius * (config.step_scale / config.steps),
+        norm=config.norm,
+        random_start=config.random_start,
+        restarts=config.restarts,
+        box=box,
+        scale=scale,
+    )
+
+
+def gradient_attack(
+    policy: Policy,
+    obs: torch.Tensor,
+    budget: P.Budget,
+    generator: torch.Generator | None,
+    config: SearchConfig,
+    objective: Callable[[torch.Tensor], Objective],
+    *,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A gradient attack end to end: :func:`prepare`, build the objective, :func:`run_search`, apply.
+
+    Args:
+        policy: the victim.
+        obs: ``[N, *obs_shape]`` clean observations.
+        budget: ε (float or ``[N]``) in attack units.
+        generator: draws random starts and EOT noise.
+        config: the search settings.
+        objective: builds the objective to maximise from the prepared clean observations ``[N, ...]``
+            (e.g. ``functools.partial(deviation_objective, policy, loss="ce")``).
+        scale: ``[*obs_shape]`` per-dimension scale, or None for raw units.
+
+    Returns:
+        ``obs'`` with ``‖(obs' − obs)/scale‖_p ≤ ε`` per sample, inside the observation bounds.
+    """
+    obs, radius, scale, box = prepare(policy, obs, budget, scale)
+    u = run_search(objective(obs), obs, radius, generator, config, box=box, scale=scale)
+    return P.apply(obs, u, scale, box)
+
+
 def pgd(
     policy: Policy,
     obs: torch.Tensor,
@@ -169,26 +256,12 @@ def pgd(
         >>> bool(((adv - obs).abs() <= 0.1 + 1e-6).all())
         True
     """
-    obs, radius, scale, box = prepare(policy, obs, budget, scale)
-    objective = deviation_objective(
+    objective = partial(
+        deviation_objective,
         policy,
-        obs,
         loss=config.loss,
         smoothing_sigma=config.smoothing_sigma,
         eot_samples=config.eot_samples,
         generator=generator,
     )
-    u = pgd_search(
-        objective,
-        obs,
-        radius,
-        generator,
-        steps=config.steps,
-        step_size=radius * (config.step_scale / config.steps),
-        norm=config.norm,
-        random_start=config.random_start,
-        restarts=config.restarts,
-        box=box,
-        scale=scale,
-    )
-    return P.apply(obs, u, scale, box)
+    return gradient_attack(policy, obs, budget, generator, config, objective, scale=scale)

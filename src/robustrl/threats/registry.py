@@ -136,16 +136,8 @@ class ObsThreat:
         return fn(ctx.policy, obs, self.budget, ctx.generator, self.config, scale=scale)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready description (name, kind, threat model, budget, options)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "threat_model": self.threat_model,
-            "budget": self.budget,
-            "options": config_to_dict(self.config) if self.config is not None else {},
-            "normalized": self.normalized,
-            "smoothing_sigma": self.smoothing_sigma,
-        }
+        """JSON-ready description (name, kind, threat model, budget, options, normalisation, smoothing σ)."""
+        return {**_description(self), "normalized": self.normalized, "smoothing_sigma": self.smoothing_sigma}
 
     def __repr__(self) -> str:
         return f"ObsThreat({self.name!r}, budget={self.budget}, config={self.config!r})"
@@ -180,21 +172,26 @@ class ActionThreat:
         return self.spec.fn(ctx.policy, action, self.budget, ctx.generator)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready description (name, kind, threat model, budget, options)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "threat_model": self.threat_model,
-            "budget": self.budget,
-            "options": config_to_dict(self.config) if self.config is not None else {},
-            "adversary": type(self.adversary).__name__ if self.adversary is not None else "worst",
-        }
+        """JSON-ready description (name, kind, threat model, budget, options, adversary)."""
+        adversary = type(self.adversary).__name__ if self.adversary is not None else "worst"
+        return {**_description(self), "adversary": adversary}
 
     def __repr__(self) -> str:
         return f"ActionThreat({self.name!r}, budget={self.budget}, config={self.config!r})"
 
 
 Threat = ObsThreat | ActionThreat
+
+
+def _description(threat: Threat) -> dict[str, Any]:
+    """What every threat's ``describe()`` starts with: name, kind, threat model, budget, options."""
+    return {
+        "name": threat.name,
+        "kind": threat.kind,
+        "threat_model": threat.threat_model,
+        "budget": threat.budget,
+        "options": config_to_dict(threat.config) if threat.config is not None else {},
+    }
 
 
 def threat_spec(name: str) -> ThreatSpec:
