@@ -1,7 +1,8 @@
 """Env-steps per second of robustrl's native CartPole against Gymnasium's vector envs, same run, same machine.
 
-CPU section: native CartPole-v1 (eager; eager without value checks, as the rollout engine runs it;
-``compile=True``) against ``gymnasium.envs.classic_control.cartpole.CartPoleVectorEnv`` (NumPy, batched) and
+CPU section: native CartPole-v1 (eager, which on CPU is the NumPy kernel; eager without value checks, as
+the rollout engine runs it; ``compile=True``) against
+``gymnasium.envs.classic_control.cartpole.CartPoleVectorEnv`` (NumPy, batched) and
 ``gymnasium.vector.SyncVectorEnv`` (one Python env per copy) at several ``N``, random actions pre-generated.
 Contenders are measured in interleaved rounds; each keeps its best round. Both wall-clock and thread CPU time
 are recorded: on a shared machine CPU time is the fairer clock (a descheduled process does not count).

@@ -40,11 +40,11 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class PPOConfig:
     """PPO hyperparameters (defaults: a fast CartPole-v1 setting; see :data:`PPO_PRESETS`)."""
 
-    num_envs: int = 32
+    num_envs: int = 128
     """Env copies stepped together."""
     num_steps: int = 16
     """Steps per copy in each rollout (rollout size = num_envs × num_steps)."""
-    total_steps: int = 100_000
+    total_steps: int = 200_000
     """Environment transitions to train for (summed over copies)."""
     learning_rate: float = 3e-3
     """Adam step size (annealed linearly to 0 when anneal_lr)."""
@@ -68,9 +68,9 @@ class PPOConfig:
     """Value loss coefficient."""
     max_grad_norm: float | None = 0.5
     """Global gradient-norm clip (None: no clipping)."""
-    num_epochs: int = 8
+    num_epochs: int = 4
     """Passes over each rollout."""
-    num_minibatches: int = 2
+    num_minibatches: int = 4
     """Minibatches per pass."""
     normalize_advantage: bool = True
     """Standardise advantages in each minibatch."""

@@ -134,6 +134,8 @@ class NativeVecEnv:
         self._pool_obs: torch.Tensor = torch.empty(0)
         self._pool_pos: int = 0
         self._pool_pos_t: torch.Tensor = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._pool_np: np.ndarray = np.empty((0, 0))
+        self._pool_obs_np: np.ndarray = np.empty(0)
         self._fused_fn: Callable[..., tuple[torch.Tensor, ...]] = self._fused_step
         if compile:
             key = (type(self), num_envs, dtype, self.device, self._discrete_n)
@@ -291,13 +293,21 @@ class NativeVecEnv:
         self._pool = self._initial_state(rows)
         self._pool_obs = self._observe(self._pool)
         self._pool_pos = 0
+        if self.device.type == "cpu":  # NumPy views for the NumPy path
+            self._pool_np = self._pool.numpy()
+            self._pool_obs_np = self._pool_obs.numpy()
 
-    def _draw_initial(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next ``k`` initial states ``[D, k]`` and their observations ``[k, ...]`` from the pool."""
+    def _take_pool_rows(self, k: int) -> int:
+        """Reserve the next ``k`` pool rows (refilling the pool if needed); returns the first one's index."""
         if self._pool_pos + k > self._pool.shape[-1]:
             self._refill(max(k, self._pool_rows))
         i = self._pool_pos
         self._pool_pos = i + k
+        return i
+
+    def _draw_initial(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``k`` initial states ``[D, k]`` and their observations ``[k, ...]`` from the pool."""
+        i = self._take_pool_rows(k)
         return self._pool[:, i : i + k], self._pool_obs[i : i + k]
 
     def _fused_step(
@@ -387,11 +397,11 @@ class NativeVecEnv:
         obs = final_obs
         k = int(np.count_nonzero(done))
         if k:
-            idx = np.flatnonzero(done)
-            init, init_obs = self._draw_initial(k)
-            state[:, idx] = init.numpy()
+            idx = done.nonzero()[0]
+            i = self._take_pool_rows(k)
+            state[:, idx] = self._pool_np[:, i : i + k]
             obs = final_obs.copy()
-            obs[idx] = init_obs.numpy()
+            obs[idx] = self._pool_obs_np[i : i + k]
             elapsed[idx] = 0
         final_t = torch.from_numpy(final_obs)
         obs_t = final_t if obs is final_obs else torch.from_numpy(obs)
