@@ -3,34 +3,18 @@ strongest episode-budget attack (EOT PGD under a total ℓ2 budget B) achieves a
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 import robustrl
 from robustrl.certify import certify_policy, smoothing_transform
 from robustrl.policies import ActorCriticPolicy
+from robustrl.threats import EpisodeL2Attack, EpisodeL2Config
 
 SIGMA = 0.2
 HORIZON = 200  # a shorter CartPole keeps the attacked rollouts fast; certificate and attacks share it
 
 
-@pytest.fixture(scope="session")
-def smoothed_cartpole() -> ActorCriticPolicy:
-    """PPO trained on CartPole-v1 with observation noise σ = 0.2 (Policy Smoothing training), ~8 s."""
-    ppo = pytest.importorskip("robustrl.agents.ppo")
-    if "obs_noise" not in {f.name for f in dataclasses.fields(ppo.PPOConfig)}:
-        pytest.skip("PPOConfig has no obs_noise option yet")
-    cfg = ppo.PPOConfig(total_steps=100_000, obs_noise=SIGMA)
-    env = robustrl.make_env("CartPole-v1", cfg.num_envs, seed=0)
-    agent = ppo.PPO(env, cfg, seed=0)
-    while agent.steps < cfg.total_steps:
-        agent.iterate()
-    return agent.policy  # type: ignore[no-any-return]
-
-
 def attacked_mean(policy: ActorCriticPolicy, budget: float, allocation: str, episodes: int = 32) -> float:
-    from robustrl.threats import EpisodeL2Attack, EpisodeL2Config
 
     cfg = EpisodeL2Config(smoothing_sigma=SIGMA, allocation=allocation, horizon=HORIZON)  # type: ignore[arg-type]
     env = robustrl.make_env("CartPole-v1", episodes, seed=2, max_episode_steps=HORIZON)
@@ -39,8 +23,8 @@ def attacked_mean(policy: ActorCriticPolicy, budget: float, allocation: str, epi
 
 
 @pytest.mark.slow
-def test_certificate_never_exceeds_the_strongest_attack(smoothed_cartpole: ActorCriticPolicy) -> None:
-    pytest.importorskip("robustrl.threats")
+def test_certificate_never_exceeds_the_strongest_attack(cartpole_ppo_smoothed: ActorCriticPolicy) -> None:
+    smoothed_cartpole = cartpole_ppo_smoothed  # PPO trained with σ = 0.2 observation noise (tests/conftest.py)
     budgets = [0.5, 2.0]
     cert = certify_policy(
         smoothed_cartpole, "CartPole-v1", sigma=SIGMA, budgets=budgets, episodes=2000, seed=1,
