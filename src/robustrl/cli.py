@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"robustrl {ns.command}: error: {err}", file=sys.stderr)
         return 1
     if result is not None:
-        print(result)
+        try:
+            print(result)
+        except BrokenPipeError:  # e.g. `robustrl envs | head`: the reader left, nothing is lost
+            sys.stdout = open(os.devnull, "w")  # keeps the exit-time flush quiet
     return 0
 
 
