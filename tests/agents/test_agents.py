@@ -31,8 +31,8 @@ from robustrl.policies import load_policy
 
 # Tiny budgets: these runs check plumbing, not learning.
 CASES = {
-    "ppo-cartpole": TrainConfig(algo="ppo", env="CartPole-v1", total_steps=1024, set=("num_steps=16",)),
-    "ppo-pendulum": TrainConfig(algo="ppo", env="Pendulum-v1", total_steps=1024, set=("num_steps=32",)),
+    "ppo-cartpole": TrainConfig(algo="ppo", env="CartPole-v1", total_steps=1024, num_envs=8, set=("num_steps=16",)),
+    "ppo-pendulum": TrainConfig(algo="ppo", env="Pendulum-v1", total_steps=1024, num_envs=8, set=("num_steps=32",)),
     "dqn-cartpole": TrainConfig(algo="dqn", env="CartPole-v1", total_steps=1024, set=("learning_starts=256",)),
     "dqn-regression": TrainConfig(
         algo="dqn", env="CartPole-v1", total_steps=1024, set=("learning_starts=256", "head=regression")
@@ -91,7 +91,7 @@ def test_agent_contract_train_save_load_act(name: str, tmp_path: Path) -> None:
 def test_same_seed_same_run_different_seed_different_run(algo: str) -> None:
     env = "Pendulum-v1" if algo == "sac" else "CartPole-v1"
     base = TrainConfig(algo=algo, env=env, total_steps=768, eval_every=384, eval_episodes=3,  # type: ignore[arg-type]
-                       set=("learning_starts=128",) if algo != "ppo" else ("num_steps=8",), obs_noise=0.1)
+                       num_envs=8, set=("learning_starts=128",) if algo != "ppo" else ("num_steps=8",), obs_noise=0.1)
     runs = [train(base), train(base), train(replace(base, seed=1))]
     weights = [torch.cat([p.detach().flatten() for p in r.policy.parameters()]) for r in runs]
     assert torch.equal(weights[0], weights[1])
@@ -104,7 +104,7 @@ def test_training_leaves_global_rng_alone() -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train(TrainConfig(total_steps=512, eval_episodes=1, set=("num_steps=16",)))
+    train(TrainConfig(total_steps=512, eval_episodes=1, num_envs=8, set=("num_steps=16",)))
     torch.testing.assert_close(torch.rand(3), expected)
 
 
@@ -179,11 +179,17 @@ def test_resolve_uses_presets_then_overrides_then_common_fields() -> None:
         resolve_algo_config(TrainConfig(set=("num_minibatches=0",)))
 
 
-def test_algorithm_that_does_not_fit_the_action_space_is_a_clear_error() -> None:
+def test_algorithm_that_does_not_fit_the_action_space_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Discrete action space"):
-        train(TrainConfig(algo="dqn", env="Pendulum-v1", total_steps=64))
+        train(TrainConfig(algo="dqn", env="Pendulum-v1", total_steps=64, out=tmp_path / "run"))
     with pytest.raises(ValueError, match="Box action space"):
-        train(TrainConfig(algo="sac", env="CartPole-v1", total_steps=64))
+        train(TrainConfig(algo="sac", env="CartPole-v1", total_steps=64, out=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()  # nothing written for a run that could not start
+
+
+def test_env_and_config_copy_counts_must_agree() -> None:
+    with pytest.raises(ValueError, match="num_envs"):
+        PPO(make_env("CartPole-v1", 4, seed=0), PPOConfig(num_envs=8), seed=0)
 
 
 def test_unknown_env_id_is_a_clear_error() -> None:
@@ -192,7 +198,8 @@ def test_unknown_env_id_is_a_clear_error() -> None:
 
 
 def test_tensorboard_is_optional(tmp_path: Path) -> None:
-    cfg = TrainConfig(total_steps=512, eval_episodes=1, set=("num_steps=16",), out=tmp_path, tensorboard=True)
+    cfg = TrainConfig(total_steps=512, eval_episodes=1, num_envs=8, set=("num_steps=16",), out=tmp_path,
+                      tensorboard=True)
     try:
         import torch.utils.tensorboard  # noqa: F401
     except ImportError:
@@ -206,7 +213,7 @@ def test_tensorboard_is_optional(tmp_path: Path) -> None:
 
 def test_stop_at_return_stops_early() -> None:
     res = train(TrainConfig(total_steps=100_000, eval_every=512, eval_episodes=2, stop_at_return=0.0,
-                            set=("num_steps=16",)))
+                            num_envs=8, set=("num_steps=16",)))
     assert res.stopped_early and res.steps == 512 and len(res.history) == 1
 
 
@@ -232,7 +239,8 @@ def test_sac_on_mujoco_through_the_adapter() -> None:
 def test_cli_train_writes_a_loadable_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     code = main(["train", "--algo", "ppo", "--env", "CartPole-v1", "--total-steps", "512", "--seed", "3",
-                 "--eval-episodes", "2", "--out", str(out), "--obs-noise", "0.2", "--set", "num_steps=16",
+                 "--eval-episodes", "2", "--out", str(out), "--obs-noise", "0.2", "--num-envs", "8",
+                 "--set", "num_steps=16",
                  "hidden=16,16"])
     assert code == 0
     assert "trained 512 steps" in capsys.readouterr().out

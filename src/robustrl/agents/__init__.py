@@ -1,10 +1,11 @@
 """Online learners: PPO, DQN (regression or HL-Gauss head), SAC — and ``train(cfg)``, their entry point.
 
 Example:
+    >>> import torch
     >>> from robustrl.agents import TrainConfig, train
-    >>> res = train(TrainConfig(algo="ppo", env="CartPole-v1", total_steps=512, eval_episodes=2))
-    >>> res.steps
-    512
+    >>> res = train(TrainConfig(algo="dqn", env="CartPole-v1", total_steps=512, eval_episodes=2))
+    >>> res.steps, res.policy.act(torch.zeros(3, 4)).shape
+    (512, torch.Size([3]))
 """
 
 from robustrl.agents.buffer import ReplayBuffer, Transitions

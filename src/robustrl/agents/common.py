@@ -29,6 +29,15 @@ class Agent(Protocol):
         ...
 
 
+def check_num_envs(env_num_envs: int, cfg_num_envs: int, what: str) -> None:
+    """Raise a ``ValueError`` when an env's copy count differs from the config's ``num_envs``."""
+    if env_num_envs != cfg_num_envs:
+        raise ValueError(
+            f"the env has {env_num_envs} copies but {what}.num_envs is {cfg_num_envs}: make the env with "
+            f"num_envs={cfg_num_envs} or set num_envs={env_num_envs} in the config"
+        )
+
+
 def add_obs_noise(obs: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """Gaussian observation noise ``obs + σ·ε``, ``ε ~ N(0, I)`` drawn from ``generator``.
 
@@ -103,14 +112,18 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging ``θ' ← (1 − τ)·θ' + τ·θ`` over parameters (buffers are copied)."""
+def polyak_(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
+    """In place ``θ' ← (1 − τ)·θ' + τ·θ`` over matching tensor lists (one fused op; τ = 1 copies)."""
     with torch.no_grad():
-        t_params: list[torch.Tensor] = list(target.parameters())
-        s_params: list[torch.Tensor] = list(source.parameters())
         if tau >= 1.0:
-            torch._foreach_copy_(t_params, s_params)
+            torch._foreach_copy_(target, source)
         else:
-            torch._foreach_lerp_(t_params, s_params, tau)
+            torch._foreach_lerp_(target, source, tau)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging of ``target``'s parameters towards ``source``'s (buffers are copied)."""
+    polyak_(list(target.parameters()), list(source.parameters()), tau)
+    with torch.no_grad():
         for tb, sb in zip(target.buffers(), source.buffers()):
             tb.copy_(sb)

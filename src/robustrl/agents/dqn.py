@@ -25,6 +25,7 @@ from robustrl.agents.buffer import ReplayBuffer
 from robustrl.agents.common import (
     Generators,
     add_obs_noise,
+    check_num_envs,
     check_obs_noise,
     linear_schedule,
     make_adam,
@@ -58,11 +59,11 @@ class DQNConfig:
     """Env steps (of all copies at once) between two rounds of updates."""
     gradient_steps: int = 4
     """Gradient steps per round of updates."""
-    target_update_interval: int = 10
+    target_update_interval: int = 20
     """Gradient steps between target-network updates."""
     tau: float = 1.0
     """Target update rate (1: hard copy)."""
-    exploration_fraction: float = 0.1
+    exploration_fraction: float = 0.05
     """Fraction of total_steps over which ε decays linearly."""
     exploration_initial_eps: float = 1.0
     """ε at the start."""
@@ -110,10 +111,6 @@ class DQNConfig:
 
 DQN_PRESETS: dict[str, DQNConfig] = {
     "CartPole-v1": DQNConfig(),
-    "Acrobot-v1": DQNConfig(total_steps=100_000, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000,
-                            learning_starts=0, gamma=0.99, target_update_interval=250, train_freq=4,
-                            gradient_steps=4, exploration_fraction=0.12, exploration_final_eps=0.1,
-                            v_min=-110.0, v_max=10.0),
 }
 """Tuned settings for known env ids (other ids start from ``DQNConfig()``)."""
 
@@ -187,6 +184,7 @@ class DQN:
 
     def __init__(self, env: VecEnv, cfg: DQNConfig, *, seed: int) -> None:
         cfg.validate()
+        check_num_envs(env.num_envs, cfg.num_envs, "DQNConfig")
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ValueError(f"DQN needs a Discrete action space, got {env.action_space!r} (use sac or ppo)")
         self.env = env

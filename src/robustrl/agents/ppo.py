@@ -22,6 +22,7 @@ from torch import nn
 from robustrl.agents.common import (
     Generators,
     add_obs_noise,
+    check_num_envs,
     check_obs_noise,
     linear_schedule,
     make_adam,
@@ -116,9 +117,6 @@ class PPOConfig:
 
 PPO_PRESETS: dict[str, PPOConfig] = {
     "CartPole-v1": PPOConfig(),
-    "Acrobot-v1": PPOConfig(num_envs=32, num_steps=64, total_steps=200_000, learning_rate=1e-3,
-                            gamma=0.99, gae_lambda=0.94, normalize_obs=True, anneal_clip=False,
-                            ent_coef=0.0, num_epochs=4, num_minibatches=4),
     "Pendulum-v1": PPOConfig(num_envs=16, num_steps=256, total_steps=400_000, learning_rate=1e-3,
                              gamma=0.9, gae_lambda=0.95, clip_range=0.2, anneal_clip=False, num_epochs=10,
                              num_minibatches=16, normalize_obs=True, log_std_init=-1.0, max_grad_norm=0.5),
@@ -245,12 +243,13 @@ class PPO:
 
     Args:
         env: the batched training env (its ``num_envs`` copies all collect experience).
-        cfg: hyperparameters (``cfg.num_envs`` is informational here: the env decides).
+        cfg: hyperparameters (``cfg.num_envs`` must equal ``env.num_envs``).
         seed: seeds network initialisation, action sampling, observation noise and minibatch order.
     """
 
     def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int) -> None:
         cfg.validate()
+        check_num_envs(env.num_envs, cfg.num_envs, "PPOConfig")
         if not isinstance(env.action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ValueError(f"PPO needs a Discrete or Box action space, got {env.action_space!r}")
         self.env = env
@@ -407,30 +406,37 @@ class PPO:
         clip = linear_schedule(cfg.clip_range, self.progress) if cfg.anneal_clip else cfg.clip_range
         clip = max(clip, 1e-8)
         batch, mb = obs.shape[0], cfg.minibatch_size
-        stats = torch.zeros(6)
-        count = 0
+        # one gather per epoch: pack every per-sample tensor into one [B, F] table, minibatches are views
+        columns = [obs.flatten(1), critic_obs.flatten(1), actions.reshape(batch, -1).float(),
+                   torch.stack([old_logp, adv, ret, old_v], 1)]
+        widths = [c.shape[1] for c in columns]
+        table = torch.cat(columns, 1)
+        params = list(policy.parameters())
+        terms: list[torch.Tensor] = []
         stop = False
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(batch, generator=self._shuffle_gen, device=self.device)
+            shuffled = table[perm]
             for start in range(0, batch - mb + 1, mb):
-                i = perm[start : start + mb]
-                a = adv[i]
-                if cfg.normalize_advantage and a.numel() > 1:
+                o, c_o, act, rest = shuffled[start : start + mb].split(widths, 1)
+                o, c_o = o.view(-1, *obs.shape[1:]), c_o.view(-1, *obs.shape[1:])
+                act = act.squeeze(1).long() if self.discrete else act
+                b_logp, a, b_ret, b_v = rest.unbind(1)
+                if cfg.normalize_advantage and mb > 1:
                     a = (a - a.mean()) / (a.std() + 1e-8)
-                logp, entropy = self._log_prob_entropy(obs[i], actions[i])
-                v = policy.value(critic_obs[i])
+                logp, entropy = self._log_prob_entropy(o, act)
+                v = policy.value(c_o)
                 loss = ppo_loss(
-                    logp, old_logp[i], a, v, ret[i], old_v[i], entropy,
+                    logp, b_logp, a, v, b_ret, b_v, entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.total.backward()
                 if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
+                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
                 self.updates += 1
-                stats += torch.stack([t.detach().float() for t in loss[1:]] + [loss.total.detach().float()])
-                count += 1
+                terms.append(torch.stack([*loss[1:], loss.total]).detach())
                 if cfg.target_kl is not None and float(loss.approx_kl) > 1.5 * cfg.target_kl:
                     stop = True
                     break
@@ -438,7 +444,7 @@ class PPO:
                 break
         if policy.obs_norm is not None:
             policy.obs_norm.update(obs)
-        s = (stats / max(count, 1)).tolist()
+        s = torch.stack(terms).mean(0).tolist()
         var_ret = float(ret.var())
         explained = float("nan") if var_ret == 0 else 1.0 - float((ret - old_v).var()) / var_ret
         return {

@@ -21,7 +21,15 @@ import torch
 from torch import nn
 
 from robustrl.agents.buffer import ReplayBuffer
-from robustrl.agents.common import Generators, add_obs_noise, check_obs_noise, make_adam, seeded_init, soft_update
+from robustrl.agents.common import (
+    Generators,
+    add_obs_noise,
+    check_num_envs,
+    check_obs_noise,
+    make_adam,
+    polyak_,
+    seeded_init,
+)
 from robustrl.common.seeding import derive_seed
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import SquashedGaussianActorPolicy
@@ -34,17 +42,17 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class SACConfig:
     """SAC hyperparameters (defaults: a fast Pendulum-v1 setting; see :data:`SAC_PRESETS`)."""
 
-    num_envs: int = 4
+    num_envs: int = 8
     """Env copies stepped together."""
     total_steps: int = 20_000
     """Environment transitions to train for (summed over copies)."""
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Adam step size of actor, critics and temperature."""
     buffer_size: int = 100_000
     """Replay buffer capacity (transitions)."""
-    learning_starts: int = 400
+    learning_starts: int = 100
     """Transitions collected with uniform random actions before the first update."""
-    batch_size: int = 256
+    batch_size: int = 128
     """Transitions per gradient step."""
     gamma: float = 0.99
     """Discount factor."""
@@ -52,7 +60,7 @@ class SACConfig:
     """Polyak rate of the target critics."""
     train_freq: int = 1
     """Env steps (of all copies at once) between two rounds of updates."""
-    gradient_steps: int = 2
+    gradient_steps: int = 4
     """Gradient steps per round of updates."""
     ent_coef: float | None = None
     """Fixed temperature α (None: learned, automatic entropy tuning)."""
@@ -87,10 +95,8 @@ class SACConfig:
 
 SAC_PRESETS: dict[str, SACConfig] = {
     "Pendulum-v1": SACConfig(),
-    "MountainCarContinuous-v0": SACConfig(total_steps=50_000, learning_rate=3e-4, hidden=(64, 64),
-                                          gradient_steps=1, ent_coef=0.1, learning_starts=1000),
 }
-"""Tuned settings for known env ids (other ids start from ``SACConfig(hidden=(256, 256))``-like defaults)."""
+"""Tuned settings for known env ids (other ids start from ``SACConfig()``)."""
 
 
 def squashed_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -154,6 +160,7 @@ class SAC:
 
     def __init__(self, env: VecEnv, cfg: SACConfig, *, seed: int) -> None:
         cfg.validate()
+        check_num_envs(env.num_envs, cfg.num_envs, "SACConfig")
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"SAC needs a Box action space, got {env.action_space!r} (use dqn or ppo)")
         self.env = env
@@ -173,15 +180,16 @@ class SAC:
         self.critics = self.policy.critics
         self.target_critics = copy.deepcopy(self.critics)
         self.target_critics.requires_grad_(False)
+        self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
+        self._target_params: list[torch.Tensor] = list(self.target_critics.parameters())
         actor_params: list[torch.Tensor] = [
             *self.policy.latent_pi.parameters(), *self.policy.mu.parameters(), *self.policy.log_std.parameters()
         ]
-        self.actor_opt = make_adam(actor_params, cfg.learning_rate)
-        self.critic_opt = make_adam(self.critics.parameters(), cfg.learning_rate)
         self.act_dim = int(np.prod(env.action_space.shape))
         self.target_entropy = float(-self.act_dim if cfg.target_entropy is None else cfg.target_entropy)
         self.log_alpha = torch.tensor(math.log(cfg.init_ent_coef), device=self.device, requires_grad=True)
-        self.alpha_opt = make_adam([self.log_alpha], cfg.learning_rate)
+        trained = [*actor_params, *self.critics.parameters()]
+        self.optimizer = make_adam(trained + ([self.log_alpha] if cfg.ent_coef is None else []), cfg.learning_rate)
         obs_shape = tuple(env.observation_space.shape or ())
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, (self.act_dim,), torch.float32, self.device)
         self._act_gen = gens.make(1)
@@ -249,40 +257,40 @@ class SAC:
     def update(self, gradient_steps: int) -> dict[str, float]:
         """``gradient_steps`` SAC updates on replay batches; returns ``train/…`` metrics."""
         cfg, policy = self.cfg, self.policy
-        stats = torch.zeros(4)
+        terms: list[torch.Tensor] = []
         for _ in range(gradient_steps):
             b = self.buffer.sample(cfg.batch_size, self._sample_gen)
             alpha = self.alpha
+            # one actor pass over [obs; next_obs]: actions for the actor loss and for the soft TD target
+            both = torch.cat([b.obs, b.next_obs])
+            a_both, logp_both = self._sample(both, self._sample_gen)
+            a_new, next_a = a_both.split(cfg.batch_size)
+            logp, next_logp = logp_both.split(cfg.batch_size)
+            feats, next_feats = policy.features(both).split(cfg.batch_size)
             with torch.no_grad():
-                next_a, next_logp = self._sample(b.next_obs, self._sample_gen)
-                nq1, nq2 = self._q(self.target_critics, policy.features(b.next_obs), self._to_env(next_a))
+                nq1, nq2 = self._q(self.target_critics, next_feats, self._to_env(next_a))
                 y = soft_td_target(b.rewards, nq1, nq2, next_logp, b.terminated, alpha, cfg.gamma)
-            feats = policy.features(b.obs)
             q1, q2 = self._q(self.critics, feats, b.actions)
             critic_loss = sac_critic_loss(q1, q2, y)
-            self.critic_opt.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self.critic_opt.step()
-
-            a_new, logp = self._sample(b.obs, self._sample_gen)
-            self.critics.requires_grad_(False)
+            for p in self._critic_params:  # the actor loss differentiates through the critics, not into them
+                p.requires_grad_(False)
             qn1, qn2 = self._q(self.critics, feats, self._to_env(a_new))
-            self.critics.requires_grad_(True)
+            for p in self._critic_params:
+                p.requires_grad_(True)
             actor_loss = sac_actor_loss(torch.min(qn1, qn2), logp, alpha)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-
-            alpha_loss = torch.zeros(())
-            if cfg.ent_coef is None:
-                alpha_loss = sac_temperature_loss(self.log_alpha, logp, self.target_entropy)
-                self.alpha_opt.zero_grad(set_to_none=True)
-                alpha_loss.backward()
-                self.alpha_opt.step()
-            soft_update(self.target_critics, self.critics, cfg.tau)
+            alpha_loss = (
+                sac_temperature_loss(self.log_alpha, logp, self.target_entropy)
+                if cfg.ent_coef is None
+                else torch.zeros((), device=self.device)
+            )
+            # the three losses touch disjoint parameters: one backward pass and one fused Adam step
+            self.optimizer.zero_grad(set_to_none=True)
+            (critic_loss + actor_loss + alpha_loss).backward()
+            self.optimizer.step()
+            polyak_(self._target_params, self._critic_params, cfg.tau)
             self.updates += 1
-            stats += torch.stack([critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), alpha])
-        s = (stats / max(gradient_steps, 1)).tolist()
+            terms.append(torch.stack([critic_loss, actor_loss, alpha_loss, alpha]).detach())
+        s = torch.stack(terms).mean(0).tolist() if terms else [float("nan")] * 4
         return {"train/critic_loss": s[0], "train/actor_loss": s[1], "train/alpha_loss": s[2], "train/alpha": s[3]}
 
     def iterate(self) -> dict[str, float]:

@@ -16,6 +16,7 @@ Run folder (when ``out`` is given), every file written atomically::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import logging
@@ -82,7 +83,7 @@ class TrainConfig:
     obs_noise: float = 0.0
     """σ of Gaussian noise on every observation the agent acts and learns on (train for Policy Smoothing)."""
     set: tuple[str, ...] = ()
-    """Overrides of the algorithm config as key=value (e.g. learning_rate=1e-3 hidden=64,64)."""
+    """Overrides of the algorithm config (PPOConfig/DQNConfig/SACConfig fields) as key=value, e.g. hidden=64,64."""
     tensorboard: bool = False
     """Write TensorBoard event files to OUT/tb (needs the tensorboard package)."""
     progress: bool = False
@@ -145,11 +146,12 @@ class TrainResult:
             parts.append(f"eval return {last.mean_return:.1f} ± {last.std_return:.1f}")
             if last.noisy_mean_return is not None:
                 parts.append(f"noisy {last.noisy_mean_return:.1f}")
+        text = ", ".join(parts)
         if self.stopped_early:
-            parts.append("(target reached)")
+            text += " (target reached)"
         if self.run_dir is not None:
-            parts.append(f"→ {self.run_dir}")
-        return ", ".join(parts)
+            text += f" → {self.run_dir}"
+        return text
 
 
 def _convert(value: str, tp: Any, key: str) -> Any:
@@ -297,34 +299,34 @@ def train(cfg: TrainConfig) -> TrainResult:
             or TensorBoard asked for but not installed.
 
     Example:
-        >>> res = train(TrainConfig(algo="ppo", env="CartPole-v1", total_steps=1024, eval_every=0,
+        >>> res = train(TrainConfig(algo="ppo", env="CartPole-v1", total_steps=2048, eval_every=0,
         ...                         eval_episodes=2))
         >>> res.steps, len(res.history)
-        (1024, 1)
+        (2048, 1)
     """
     _check(cfg)
     algo_cfg = resolve_algo_config(cfg)
     agent_cls = ALGORITHMS[cfg.algo][0]
     run_dir = Path(cfg.out) if cfg.out is not None else None
-    metrics = MetricLogger(run_dir / "tb" if (run_dir is not None and cfg.tensorboard) else None)
-    env = _make(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
-    eval_n = cfg.eval_episodes if cfg.env in NATIVE_ENVS and cfg.backend != "gymnasium" else min(cfg.eval_episodes, 8)
-    eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11))
     meta = {
         "train": config_to_dict(cfg),
         "algo": config_to_dict(algo_cfg),
         "algo_class": type(algo_cfg).__name__,
         "provenance": provenance(),
     }
-    if run_dir is not None:
-        write_json(run_dir / "config.json", meta)
-    try:
-        agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed)
+    eval_n = cfg.eval_episodes if cfg.env in NATIVE_ENVS and cfg.backend != "gymnasium" else min(cfg.eval_episodes, 8)
+    with contextlib.ExitStack() as stack:
+        env = _make(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
+        stack.callback(env.close)
+        eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11))
+        stack.callback(eval_env.close)
+        agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed)  # bad env/algorithm pairs fail here
+        metrics = MetricLogger(run_dir / "tb" if (run_dir is not None and cfg.tensorboard) else None)
+        stack.callback(metrics.close)
+        if run_dir is not None:
+            write_json(run_dir / "config.json", meta)
         return _loop(cfg, algo_cfg, agent, eval_env, metrics, run_dir, meta)
-    finally:
-        metrics.close()
-        env.close()
-        eval_env.close()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _loop(
