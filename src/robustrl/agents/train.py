@@ -270,7 +270,7 @@ def gaussian_obs_noise(sigma: float) -> Any:
     return transform
 
 
-def evaluate(
+def _evaluate(
     policy: nn.Module, env: VecEnv, episodes: int, *, seed: int, obs_noise: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Clean returns, lengths and (when ``obs_noise > 0``) noisy returns of the deterministic policy."""
@@ -352,7 +352,7 @@ def _loop(
         nonlocal eval_time
         t0 = time.perf_counter()
         k = len(history)
-        returns, lengths, noisy = evaluate(
+        returns, lengths, noisy = _evaluate(
             agent.policy, eval_env, cfg.eval_episodes, seed=_child_seed(cfg.seed, 1000 + k),
             obs_noise=algo_cfg.obs_noise,
         )
