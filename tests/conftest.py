@@ -11,6 +11,7 @@ import pytest
 from torch import nn
 
 from robustrl.agents import TrainConfig, train
+from robustrl.demo import smoothed_ppo_config
 
 CARTPOLE_PPO = TrainConfig(
     algo="ppo",
@@ -23,18 +24,7 @@ CARTPOLE_PPO = TrainConfig(
 )
 """How ``cartpole_ppo`` is trained: mean return ≥ 475 (over 100 episodes, tested in tests/agents)."""
 
-CARTPOLE_PPO_SMOOTHED = TrainConfig(
-    algo="ppo",
-    env="CartPole-v1",
-    seed=0,
-    total_steps=300_000,
-    num_envs=64,
-    eval_every=10_240,
-    eval_episodes=64,
-    stop_at_return=475.0,
-    obs_noise=0.2,
-    set=("gamma=0.99", "gae_lambda=0.9", "num_minibatches=2"),
-)
+CARTPOLE_PPO_SMOOTHED = smoothed_ppo_config("CartPole-v1", 0.2, seed=0)
 """How ``cartpole_ppo_smoothed`` is trained: on observations with N(0, 0.2²) noise, until its mean return
 under that noise reaches 475 on an evaluation."""
 
