@@ -39,7 +39,7 @@ from robustrl.common.config import config_to_dict
 from robustrl.common.io import write_json
 from robustrl.common.provenance import provenance
 from robustrl.envs import make_env
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 
 TASKS: dict[str, dict[str, Any]] = {
     "ppo": {

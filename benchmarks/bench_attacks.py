@@ -1,6 +1,6 @@
 """Episodes per second under PGD-10 on CartPole: batched rollout engine vs a plain Gymnasium loop.
 
-Ours: :func:`robustrl.evaluate.rollout` on the native batched CartPole with ``N`` copies and the
+Ours: :func:`robustrl.rollout` on the native batched CartPole with ``N`` copies and the
 ``make_threat("pgd", ε, steps=10)`` obs transform (every copy attacked at once). Peer, measured in the same
 run with the same policy and the same attack function: one Gymnasium ``CartPole-v1`` env, one observation at
 a time — ``pgd(policy, obs[None], ε, ...)`` then ``policy.act`` on that one observation, per step.
@@ -30,8 +30,10 @@ import robustrl
 from robustrl.agents import TrainConfig, train
 from robustrl.common.io import write_json
 from robustrl.common.provenance import provenance
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 from robustrl.threats import PGDConfig, make_threat, pgd
+
+torch.set_num_threads(1)  # one thread for every clock in this benchmark (robustrl sets none on import)
 
 
 @dataclass(frozen=True)

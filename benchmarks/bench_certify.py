@@ -29,6 +29,8 @@ from robustrl.certify import sample_smoothed_returns
 from robustrl.common.provenance import provenance
 from robustrl.policies import ActorCriticPolicy
 
+torch.set_num_threads(1)  # one thread for every clock in this benchmark (robustrl sets none on import)
+
 
 def balancing_mlp(observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> ActorCriticPolicy:
     """A 64×64 MLP policy whose weights push the cart towards balance: right iff w·obs > 0."""

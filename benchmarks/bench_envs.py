@@ -32,6 +32,8 @@ from robustrl.common.io import write_json
 from robustrl.common.provenance import provenance
 from robustrl.envs import make_env
 
+torch.set_num_threads(1)  # one thread for every clock in this benchmark (robustrl sets none on import)
+
 log = logging.getLogger("bench_envs")
 
 Stepper = Callable[[int], None]

@@ -7,11 +7,17 @@ They are shared: do not train, mutate or move them in a test (``copy.deepcopy`` 
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 from torch import nn
 
 from robustrl.agents import TrainConfig, train
 from robustrl.demo import smoothed_ppo_config
+
+# importing robustrl sets no global state: the suite runs torch on one thread, as the CLI does
+torch.set_num_threads(int(os.environ.get("ROBUSTRL_NUM_THREADS", "1")))
 
 CARTPOLE_PPO = TrainConfig(
     algo="ppo",

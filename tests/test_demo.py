@@ -27,3 +27,23 @@ def test_demo_rejects_bad_sigma(tmp_path, capsys):
     assert main(["demo", "--size", "quick", "--out", str(tmp_path / "d"), "--sigma", "0"]) == 1
     assert "sigma" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_checks_every_stage_before_training(tmp_path, capsys, monkeypatch):
+    import robustrl.agents
+
+    def no_training(cfg):
+        raise AssertionError("training started before every stage was checked")
+
+    monkeypatch.setattr(robustrl.agents, "train", no_training)
+    out = tmp_path / "d"
+    for args, message in (
+        (["--alpha", "0.9"], "demo stage certify: --alpha must be in (0, 0.5)"),
+        (["--threats", "pgdd"], "demo stage evaluate: unknown threat 'pgdd'"),
+        (["--dynamics-episodes", "0"], "demo stage evaluate-dynamics: --episodes must be ≥ 1"),
+        (["--cert-budgets", "-1"], "demo stage evaluate: --threat-budgets episode_l2 must be finite numbers ≥ 0"),
+        (["--train-steps", "0"], "--train-steps must be ≥ 1"),
+    ):
+        assert main(["demo", "--size", "quick", "--out", str(out), "--no-progress", *args]) == 1
+        assert message in capsys.readouterr().err
+        assert not out.exists()  # nothing half-built

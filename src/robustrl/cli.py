@@ -1,8 +1,9 @@
 """The ``robustrl`` console script: each subcommand parses a typed config and calls the Python API.
 
-Subcommands are listed in :data:`COMMANDS` as ``name -> "module:function"``. The function's module
-defines a config dataclass; the function takes that config and returns an object the subcommand prints.
-Modules are imported only when their subcommand runs, so ``robustrl --help`` is fast.
+:data:`COMMANDS` maps each subcommand to its config class and its entry point (``Command.load()`` returns
+both): the entry point takes the frozen config and returns a typed result, which the subcommand prints
+(``str(result)``). A sweep executor calls the same table with :func:`run_command`. Modules are imported
+only when their subcommand runs, so ``robustrl --help`` is fast.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, get_origin
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Command:
     """``module:function`` called with the config; its return value is printed."""
     positional: tuple[str, ...] = ()
     """Config fields taken as positional arguments."""
+
+    def load(self) -> tuple[type, Any]:
+        """``(config class, entry point)``, imported now."""
+        return _resolve(self.config), _resolve(self.run)
 
 
 # Add a line here per subcommand.
@@ -48,13 +54,18 @@ COMMANDS: dict[str, Command] = {
     ),
     "certify": Command(
         "Certify the return under ℓ2 observation attacks (Policy Smoothing).",
-        "robustrl.certify.cli:CertifyConfig",
-        "robustrl.certify.cli:run_certify",
+        "robustrl.certify.config:CertifyConfig",
+        "robustrl.certify:certify",
     ),
     "evaluate": Command(
-        "Evaluate a policy under observation/action attacks or dynamics shifts.",
-        "robustrl.evaluate.cli:EvaluateConfig",
-        "robustrl.evaluate.cli:run_evaluate",
+        "Evaluate a policy clean and under observation/action attacks at several budgets.",
+        "robustrl.evaluate.config:EvaluateConfig",
+        "robustrl.evaluate:evaluate",
+    ),
+    "evaluate-dynamics": Command(
+        "Evaluate a policy over a grid of physical-parameter shifts (dynamics).",
+        "robustrl.evaluate.config:DynamicsConfig",
+        "robustrl.evaluate:evaluate_dynamics",
     ),
     "report": Command(
         "Write a self-contained HTML robustness report of evaluation, dynamics and certificate files.",
@@ -63,11 +74,45 @@ COMMANDS: dict[str, Command] = {
         positional=("results",),
     ),
 }
+"""Every subcommand: ``name -> Command(help, "module:ConfigClass", "module:entry_point")``."""
 
 
 def _resolve(spec: str) -> Any:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def run_command(name: str, cfg: Any) -> Any:
+    """Run subcommand ``name`` as the console script would, without parsing or printing.
+
+    Args:
+        name: a key of :data:`COMMANDS` (``"evaluate"``, ``"certify"``...).
+        cfg: its config object, or a dict read back with ``config_from_dict`` (e.g. a saved result's
+            ``config``).
+
+    Returns:
+        What the entry point returns (a typed result: ``EvaluationResult``, ``Certificate``...).
+
+    Raises:
+        ValueError: unknown command, or a bad config (from the entry point).
+        TypeError: ``cfg`` is neither the command's config class nor a dict.
+    """
+    from robustrl.common.config import config_from_dict
+
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r} (commands: {', '.join(COMMANDS)})")
+    cfg_cls, run = COMMANDS[name].load()
+    if isinstance(cfg, Mapping):
+        cfg = config_from_dict(cfg_cls, dict(cfg))
+    elif not isinstance(cfg, cfg_cls):
+        raise TypeError(f"command {name!r} takes a {cfg_cls.__name__} or a dict, got {type(cfg).__name__}")
+    return run(cfg)
+
+
+def _not_on_command_line(cfg_cls: type) -> tuple[str, ...]:
+    """Config fields with dict values (Python and config files only)."""
+    hints = typing.get_type_hints(cfg_cls)
+    return tuple(f.name for f in fields(cfg_cls) if hints[f.name] is dict or get_origin(hints[f.name]) is dict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,23 +131,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_cli_threads() -> None:
+    """One torch CPU thread for the command line (``ROBUSTRL_NUM_THREADS`` overrides; importing robustrl sets none).
+
+    Two threads on a two-core machine collapse when anything else runs (measured 30× slower).
+    """
+    import torch
+
+    text = os.environ.get("ROBUSTRL_NUM_THREADS", "1")
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise SystemExit(f"robustrl: error: ROBUSTRL_NUM_THREADS must be a whole number ≥ 1, got {text!r}")
+    torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; returns the process exit code."""
     from robustrl.common.config import add_config_arguments, config_from_namespace
 
+    set_cli_threads()
     args = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     ns, rest = parser.parse_known_args(args)
-    logging.basicConfig(
-        level=logging.DEBUG if ns.verbose else logging.INFO, format="%(message)s", force=True
-    )
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO, format="%(message)s", force=True)
     if ns.command is None:
         parser.print_help()
         return 2
     cmd = COMMANDS[ns.command]
     cfg_cls = _resolve(cmd.config)
     sub = argparse.ArgumentParser(prog=f"robustrl {ns.command}", description=cmd.help)
-    add_config_arguments(sub, cfg_cls, positional=cmd.positional)
+    add_config_arguments(sub, cfg_cls, positional=cmd.positional, skip=_not_on_command_line(cfg_cls))
     sub_ns = sub.parse_args(rest)
     try:
         cfg = config_from_namespace(cfg_cls, sub_ns)

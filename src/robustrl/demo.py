@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, cast
-
-import numpy as np
+from typing import Literal, NamedTuple, cast
 
 from robustrl.agents import TrainConfig
+from robustrl.certify.config import CertifyConfig
+from robustrl.evaluate.config import DynamicsConfig, EvaluateConfig
 from robustrl.policies.base import Policy
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class DemoConfig:
             self,
             size="full",
             train_steps=min(self.train_steps, 20_000),
-            threats=self.threats[:2] + tuple(t for t in self.threats if t == "pgd"),
+            threats=tuple(dict.fromkeys(self.threats[:2] + tuple(t for t in self.threats if t == "pgd"))),
             budgets=self.budgets[:3],
             cert_budgets=self.cert_budgets[:4],
             episodes=min(self.episodes, 16),
@@ -138,31 +139,115 @@ def smoothed_ppo_config(
     )
 
 
+class _Stages(NamedTuple):
+    """The config of every stage of the demo, built (and checked) before the first one runs."""
+
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    dynamics: DynamicsConfig | None
+    certify: CertifyConfig
+
+
+def _stages(cfg: DemoConfig, out: Path) -> _Stages:
+    """Build every stage's config and check it, so a bad option fails before training, not after it.
+
+    Raises:
+        ValueError: naming the stage and the option.
+    """
+    from robustrl.agents.train import resolve_algo_config
+    from robustrl.certify.config import budget_texts
+    from robustrl.common.limits import check_count
+    from robustrl.report import check_report_options
+
+    check_count(cfg.train_steps, "--train-steps")
+    train_cfg = smoothed_ppo_config(
+        cfg.env, cfg.sigma, seed=cfg.seed, total_steps=cfg.train_steps, out=out / "train", progress=cfg.progress
+    )
+    policy_path = out / "train" / "policy.zip"
+    # every result names the saved policy file, so its config reruns alone (robustrl.cli.run_command)
+    eval_cfg = EvaluateConfig(
+        policy=str(policy_path),
+        env=cfg.env,
+        threat=(*cfg.threats, "episode_l2"),
+        budgets=cfg.budgets,
+        threat_budgets=("episode_l2=" + ",".join(budget_texts(cfg.cert_budgets)),),
+        episodes=cfg.episodes,
+        seed=cfg.seed,
+        smoothing_sigma=cfg.sigma,
+        progress=cfg.progress,
+        out=str(out / "evaluation.json"),
+    )
+    dyn_cfg = None
+    if cfg.dynamics:
+        dyn_cfg = DynamicsConfig(
+            policy=str(policy_path),
+            env=cfg.env,
+            param=cfg.dynamics,
+            episodes=cfg.dynamics_episodes,
+            seed=cfg.seed,
+            smoothing_sigma=cfg.sigma,
+            progress=cfg.progress,
+            out=str(out / "dynamics.json"),
+        )
+    cert_cfg = CertifyConfig(
+        policy=str(policy_path),
+        env=cfg.env,
+        sigma=cfg.sigma,
+        budgets=budget_texts(cfg.cert_budgets),
+        episodes=cfg.cert_episodes,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+        progress=cfg.progress,
+        out=str(out / "certificate.json"),
+    )
+    # the output files are checked without their folder, which the demo makes once every check passed
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("train", lambda: resolve_algo_config(train_cfg)),
+        ("evaluate", replace(eval_cfg, out=None).validate),
+        *([("evaluate-dynamics", replace(dyn_cfg, out=None).validate)] if dyn_cfg is not None else []),
+        ("certify", replace(cert_cfg, out=None).validate),
+        ("report", lambda: check_report_options(seed=cfg.seed, confidence=0.95, reps=2000, dpi=110)),
+    ]
+    for stage, check in checks:
+        try:
+            check()
+        except ValueError as err:
+            raise ValueError(f"demo stage {stage}: {err}") from err
+    return _Stages(train_cfg, eval_cfg, dyn_cfg, cert_cfg)
+
+
 def demo(cfg: DemoConfig) -> DemoResult:
-    """Run the whole study and return where everything is (see :class:`DemoConfig`)."""
+    """Run the whole study and return where everything is (see :class:`DemoConfig`).
+
+    Every stage's config is built and checked first (:func:`_stages`), and the output folder with it: a
+    bad option fails in a second, before training, and leaves nothing behind.
+
+    Raises:
+        ValueError: a bad option (naming the stage and the option), or an output folder that cannot be
+            written.
+    """
     from robustrl.agents import train
-    from robustrl.certify import certify_policy
-    from robustrl.evaluate import evaluate_policy
-    from robustrl.evaluate.dynamics import evaluate_dynamics
+    from robustrl.certify import certify
+    from robustrl.common.io import check_output_path
+    from robustrl.common.seeding import check_seed
+    from robustrl.defenses import check_sigma
+    from robustrl.evaluate import evaluate, evaluate_dynamics
     from robustrl.report import report
 
     cfg = cfg.resolved()
-    if cfg.sigma <= 0:
-        raise ValueError(f"sigma must be > 0 (the certificate needs smoothing noise), got {cfg.sigma}")
+    check_sigma(cfg.sigma, "sigma")  # > 0: the certificate needs smoothing noise
+    check_seed(cfg.seed, "--seed")
+    out = check_output_path(cfg.out, what="--out", kind="dir", allow_missing_parents=True)
+    stages = _stages(cfg, out)
     start = time.perf_counter()
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     steps = 5 if cfg.dynamics else 4
 
     logger.info("[1/%d] training PPO on %s with observation noise σ=%g", steps, cfg.env, cfg.sigma)
-    trained = train(
-        smoothed_ppo_config(
-            cfg.env, cfg.sigma, seed=cfg.seed, total_steps=cfg.train_steps, out=out / "train", progress=cfg.progress
-        )
-    )
+    trained = train(stages.train)
     logger.info("      %s", trained)
     policy = cast(Policy, trained.policy)
-    policy_path = out / "train" / "policy.zip"
+    policy_path = Path(stages.evaluate.policy)
 
     logger.info(
         "[2/%d] attacking the smoothed policy: %s at ε ∈ %s, episode-total ℓ2 at B ∈ %s",
@@ -171,43 +256,17 @@ def demo(cfg: DemoConfig) -> DemoResult:
         list(cfg.budgets),
         list(cfg.cert_budgets),
     )
-    evaluation = evaluate_policy(
-        policy,
-        cfg.env,
-        threats=(*cfg.threats, "episode_l2"),
-        budgets={"default": cfg.budgets, "episode_l2": cfg.cert_budgets},
-        episodes=cfg.episodes,
-        seed=cfg.seed,
-        smoothing_sigma=cfg.sigma,
-        progress=cfg.progress,
-    )
-    results = [evaluation.save(out / "evaluation.json")]
+    evaluation = evaluate(stages.evaluate, policy=policy)
+    results = [out / "evaluation.json"]
 
-    if cfg.dynamics:
+    if stages.dynamics is not None:
         logger.info("[3/%d] dynamics shifts over %s", steps, " × ".join(cfg.dynamics))
-        dyn = evaluate_dynamics(
-            policy,
-            cfg.env,
-            list(cfg.dynamics),
-            episodes=cfg.dynamics_episodes,
-            seed=cfg.seed,
-            smoothing_sigma=cfg.sigma,
-            progress=cfg.progress,
-        )
-        results.append(dyn.save(out / "dynamics.json"))
+        evaluate_dynamics(stages.dynamics, policy=policy)
+        results.append(out / "dynamics.json")
 
     logger.info("[%d/%d] certifying with %d smoothed episodes", steps - 1, steps, cfg.cert_episodes)
-    cert = certify_policy(
-        policy,
-        cfg.env,
-        sigma=cfg.sigma,
-        budgets=cfg.cert_budgets,
-        episodes=cfg.cert_episodes,
-        alpha=cfg.alpha,
-        seed=cfg.seed,
-        progress=cfg.progress,
-    )
-    results.append(cert.save(out / "certificate.json"))
+    cert = certify(stages.certify, policy=policy)
+    results.append(out / "certificate.json")
 
     logger.info("[%d/%d] writing the report", steps, steps)
     page = report(results, out / "report", title=f"robustrl demo: smoothed PPO on {cfg.env}", seed=cfg.seed)
@@ -219,7 +278,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
         policy=Path(policy_path),
         results=tuple(Path(r) for r in results),
         report=page.index,
-        clean_return=float(np.mean(evaluation.clean)),
+        clean_return=evaluation.clean.mean,
         worst_return=worst,
         certified=tuple(zip(map(float, cert.budgets), map(float, cert.bounds))),
         seconds=time.perf_counter() - start,

@@ -24,8 +24,11 @@ from robustrl.agents import (
     resolve_algo_config,
     train,
 )
+from robustrl.agents.train import resolve_defense_config
 from robustrl.cli import main
 from robustrl.common.config import config_from_dict
+from robustrl.defenses import SmoothingConfig, TrainingHooks
+from robustrl.defenses.registry import defense_hooks
 from robustrl.envs import make_env
 from robustrl.policies import load_policy
 
@@ -111,14 +114,19 @@ def test_training_leaves_global_rng_alone() -> None:
 # --------------------------------------------------------------------------------------- obs noise
 
 
+def _smoothing(sigma: float, critic_obs: str = "clean") -> TrainingHooks:
+    return defense_hooks(SmoothingConfig(sigma=sigma, critic_obs=critic_obs))  # type: ignore[arg-type]
+
+
 def test_ppo_acts_and_learns_on_noisy_observations_with_clean_critic() -> None:
     env = make_env("CartPole-v1", 64, seed=0)
-    agent = PPO(env, PPOConfig(num_envs=64, num_steps=32, obs_noise=0.5), seed=0)
+    agent = PPO(env, PPOConfig(num_envs=64, num_steps=32), seed=0, hooks=_smoothing(0.5))
     roll = agent.collect()
     diff = (roll.obs - roll.critic_obs).flatten()
     assert abs(diff.std().item() - 0.5) < 0.02
     assert abs(diff.mean().item()) < 0.02
-    noisy_critic = PPO(env, PPOConfig(num_envs=64, num_steps=32, obs_noise=0.5, critic_obs="noisy"), seed=0)
+    assert torch.equal(roll.critic_obs, roll.trajectory.clean_obs)
+    noisy_critic = PPO(env, PPOConfig(num_envs=64, num_steps=32), seed=0, hooks=_smoothing(0.5, "noisy"))
     roll2 = noisy_critic.collect()
     assert torch.equal(roll2.obs, roll2.critic_obs)
 
@@ -127,7 +135,7 @@ def test_ppo_acts_and_learns_on_noisy_observations_with_clean_critic() -> None:
     ("cls", "cfg_cls", "env_id"), [(DQN, DQNConfig, "CartPole-v1"), (SAC, SACConfig, "Pendulum-v1")]
 )
 def test_replay_agents_store_noisy_observations(cls: Any, cfg_cls: Any, env_id: str) -> None:
-    agent = cls(make_env(env_id, 8, seed=0), cfg_cls(num_envs=8, obs_noise=0.3), seed=0)
+    agent = cls(make_env(env_id, 8, seed=0), cfg_cls(num_envs=8), seed=0, hooks=_smoothing(0.3))
     agent.collect(50)
     buf = agent.buffer
     assert len(buf) == 400
@@ -168,11 +176,11 @@ def test_overrides_convert_types_and_name_unknown_keys() -> None:
 
 
 def test_resolve_uses_presets_then_overrides_then_common_fields() -> None:
-    cfg = resolve_algo_config(
-        TrainConfig(algo="dqn", env="CartPole-v1", num_envs=4, total_steps=999, obs_noise=0.2, set=("gamma=0.9",))
-    )
+    run = TrainConfig(algo="dqn", env="CartPole-v1", num_envs=4, total_steps=999, obs_noise=0.2, set=("gamma=0.9",))
+    cfg = resolve_algo_config(run)
     assert isinstance(cfg, DQNConfig)
-    assert (cfg.num_envs, cfg.total_steps, cfg.obs_noise, cfg.gamma) == (4, 999, 0.2, 0.9)
+    assert (cfg.num_envs, cfg.total_steps, cfg.gamma) == (4, 999, 0.9)
+    assert resolve_defense_config(run) == SmoothingConfig(sigma=0.2)
     with pytest.raises(ValueError, match="--obs-noise"):
         resolve_algo_config(TrainConfig(set=("obs_noise=0.1",)))
     with pytest.raises(ValueError, match="num_minibatches"):
@@ -245,7 +253,8 @@ def test_cli_train_writes_a_loadable_run(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0
     assert "trained 512 steps" in capsys.readouterr().out
     saved = json.loads((out / "config.json").read_text())
-    assert saved["algo"]["obs_noise"] == 0.2 and saved["algo"]["hidden"] == [16, 16]
+    assert saved["defense"] == {"name": "smoothing", "sigma": 0.2, "critic_obs": "clean"}
+    assert saved["algo"]["hidden"] == [16, 16]
     assert saved["train"]["seed"] == 3
     assert load_policy(out / "policy.zip").act(torch.zeros(2, 4)).shape == (2,)
 
@@ -255,3 +264,24 @@ def test_cli_reports_unknown_set_key(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1
     err = capsys.readouterr().err
     assert "lerning_rate" in err and "learning_rate" in err
+
+
+def test_train_config_describes_its_env_fixed_or_randomised() -> None:
+    from robustrl.agents.train import _make
+
+    cfg = TrainConfig(env="CartPole-v1", env_params=("length=0.7",), env_randomize=("masspole=0.05:0.2",))
+    env = _make(cfg, 64, 0)
+    env.reset(seed=0)
+    assert torch.allclose(env.params["length"], torch.tensor(0.7, dtype=env.params["length"].dtype))
+    mp = env.params["masspole"]
+    assert bool(((mp >= 0.05) & (mp <= 0.2)).all()) and float(mp.std()) > 0.01
+    nominal = _make(cfg, 4, 0, randomize=False)
+    assert torch.allclose(nominal.params["masspole"], torch.tensor(0.1, dtype=mp.dtype))
+    with pytest.raises(ValueError, match="low:high"):
+        train(TrainConfig(env_randomize=("length=1:0.5",), total_steps=64))
+    with pytest.raises(ValueError, match="name=number"):
+        train(TrainConfig(env_params=("length",), total_steps=64))
+    with pytest.raises(ValueError, match="both fixed"):
+        _make(TrainConfig(env_params=("length=0.7",), env_randomize=("length=0.5:1",)), 2, 0)
+    res = train(replace(cfg, total_steps=512, num_envs=8, eval_episodes=2, set=("num_steps=16",)))
+    assert res.steps == 512

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from robustrl.agents import PPO, PPOConfig, TrainConfig, train
-from robustrl.agents.train import gaussian_obs_noise
+from robustrl.defenses import smoothing_transform
 from robustrl.envs import make_env
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 
 
 def _mean_return(policy: nn.Module, env_id: str, *, noise: float = 0.0, episodes: int = 100) -> float:
     env = make_env(env_id, episodes, seed=2024)
-    transform = gaussian_obs_noise(noise) if noise > 0 else None
+    transform = smoothing_transform(noise) if noise > 0 else None
     return float(rollout(policy, env, episodes, seed=7, obs_transform=transform).returns.mean())  # type: ignore[arg-type]
 
 

@@ -263,3 +263,29 @@ def test_percentile_refusals() -> None:
         percentile_bound([1.0, float("nan")] * 10, q=0.5, sigma=1.0, budgets=[0.0])
     with pytest.raises(ValueError, match="floor"):
         percentile_bound([1.0] * 10, q=0.5, sigma=1.0, budgets=[0.0], floor=2.0)
+
+
+def test_bounds_over_many_budgets_are_computed_in_chunks_with_the_same_values(monkeypatch) -> None:
+    from robustrl.certify import smoothing
+
+    rng = np.random.default_rng(0)
+    returns = rng.integers(0, 500, size=2000).astype(float)
+    budgets = np.linspace(0, 3, 101)
+    whole = expected_return_bound(returns, sigma=0.5, budgets=budgets, floor=0.0)
+    monkeypatch.setattr(smoothing, "_CHUNK_ELEMENTS", 7)  # a few budgets per chunk (k ≈ 500 thresholds)
+    chunked = expected_return_bound(returns, sigma=0.5, budgets=budgets, floor=0.0)
+    np.testing.assert_array_equal(chunked.bounds, whole.bounds)
+    for i in (0, 37, 100):  # and each equals the bound of that budget alone
+        alone = expected_return_bound(returns, sigma=0.5, budgets=[budgets[i]], floor=0.0)
+        assert alone.bounds[0] == whole.bounds[i]
+
+
+def test_budget_ranges_are_counted_before_they_are_expanded(monkeypatch) -> None:
+    from robustrl.certify.config import parse_budgets
+
+    monkeypatch.setenv("ROBUSTRL_MAX_MEMORY", "1M")
+    assert parse_budgets(["0:1:0.5"]).tolist() == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match=r"--budgets 0:1:1e-5 \(100001 budgets\) needs about 24\.4 MiB"):
+        parse_budgets(["0:1:1e-5"])
+    with pytest.raises(ValueError, match=r"--budgets 0:inf:1: cannot read|cannot read '0:inf:1'"):
+        parse_budgets(["0:inf:1"])

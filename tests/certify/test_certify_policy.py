@@ -13,7 +13,9 @@ import torch
 import robustrl
 from robustrl.certify import (
     Certificate,
+    CertifyConfig,
     SmoothedPolicy,
+    certify,
     certify_policy,
     expected_return_bound,
     load_certificate,
@@ -21,7 +23,8 @@ from robustrl.certify import (
     smoothing_transform,
 )
 from robustrl.certify.cli import parse_budgets
-from robustrl.cli import main
+from robustrl.cli import COMMANDS, main, run_command
+from robustrl.common.config import config_from_dict
 from robustrl.policies import ActorCriticPolicy, save_policy
 
 
@@ -75,7 +78,7 @@ def test_certify_policy_is_seeded_and_consistent(policy: ActorCriticPolicy) -> N
     assert c1.clean_return == pytest.approx(c1.returns.mean())
     assert c1.clean_return_ci[0] <= c1.clean_return <= c1.clean_return_ci[1]
     assert np.array_equal(c1.returns, c1.lengths.astype(float))  # CartPole: +1 per step
-    assert c1.config["env_id"] == "CartPole-v1" and c1.config["seed"] == 7
+    assert c1.config["env"] == "CartPole-v1" and c1.config["seed"] == 7 and c1.seed == 7
     assert "torch" in c1.provenance
 
 
@@ -186,3 +189,41 @@ def test_cli_certify_writes_a_loadable_certificate(
     bad = tmp_path / "bad.json"
     assert main([*args[:5], "--sigma", "0", "--out", str(bad), "--episodes", "20", "--progress", "false"]) == 1
     assert "sigma" in capsys.readouterr().err and not bad.exists()
+
+
+# ---------------------------------------------------------------- config-first
+def test_certify_takes_a_config_and_saves_it_resolved(policy: ActorCriticPolicy, tmp_path: Path) -> None:
+    pfile = save_policy(policy, tmp_path / "pi.zip", env_id="CartPole-v1")
+    cfg = CertifyConfig(
+        policy=str(pfile), env="CartPole-v1", sigma=0.2, budgets=("0.01", "0:0.2:0.1"), per_step=True, episodes=200,
+        seed=4, progress=False, out=str(tmp_path / "c.json"), env_kwargs={"max_episode_steps": 100},
+    )  # fmt: skip
+    cert = certify(cfg)
+    assert load_certificate(tmp_path / "c.json") == cert  # written as returned
+    np.testing.assert_allclose(cert.budgets, np.array([0.0, 0.01, 0.1, 0.2]) * np.sqrt(100))  # B = ε·sqrt(H)
+    assert cert.policy == str(pfile) and cert.seed == 4
+    back = config_from_dict(CertifyConfig, cert.config)
+    assert back == CertifyConfig(**{**cfg.__dict__, "floor": 0.0, "horizon": 100, "num_envs": 200, "device": "cpu"})
+    # the saved config reruns the certificate, directly or through the CLI table a sweep executor uses
+    for again in (certify(back), run_command("certify", cert.config)):
+        assert isinstance(again, Certificate)
+        assert {**again.to_dict(), "provenance": {}} == {**cert.to_dict(), "provenance": {}}
+    # the keyword form is the same call
+    kw = certify_policy(pfile, "CartPole-v1", sigma=0.2, epsilon=[0.0, 0.01, 0.1, 0.2], episodes=200, seed=4,
+                        env_kwargs={"max_episode_steps": 100})  # fmt: skip
+    np.testing.assert_array_equal(kw.bounds, cert.bounds)
+    with pytest.raises(ValueError, match="not both"):
+        certify_policy(policy, "CartPole-v1", sigma=0.2, budgets=[0.0], epsilon=[0.0], episodes=200)
+
+
+def test_certify_package_is_callable_and_the_cli_table_names_the_entry_point(policy: ActorCriticPolicy) -> None:
+    import robustrl.certify
+
+    cfg = CertifyConfig(policy="", env="CartPole-v1", sigma=0.2, budgets=("0",), episodes=100, progress=False)
+    cert = robustrl.certify(cfg, policy=policy)  # type: ignore[operator]
+    assert isinstance(cert, Certificate) and cert.policy == "ActorCriticPolicy"
+    assert COMMANDS["certify"].load() == (CertifyConfig, certify)
+    with pytest.raises(TypeError, match="CertifyConfig"):
+        run_command("certify", object())
+    with pytest.raises(ValueError, match="unknown command"):
+        run_command("certfy", cfg)

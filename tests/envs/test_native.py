@@ -270,7 +270,11 @@ def test_list_envs_kinds() -> None:
     assert cartpole.params == {"gravity": 9.8, "masscart": 1.0, "masspole": 0.1, "length": 0.5, "force_mag": 10.0}
     gym_ids = {i.id: i for i in list_envs("gymnasium")}
     assert "CartPole-v1" not in gym_ids and "Hopper-v5" in gym_ids
-    assert gym_ids["Hopper-v5"].params == {"mass_scale": 1.0, "friction_scale": 1.0}
+    hopper = gym_ids["Hopper-v5"].params  # the scales, the floor friction, then each body's mass (kg)
+    assert list(hopper)[:3] == ["mass_scale", "friction_scale", "world_friction"]
+    assert hopper["mass_scale"] == hopper["friction_scale"] == hopper["world_friction"] == 1.0
+    assert list(hopper)[3:] == ["torso_mass", "thigh_mass", "leg_mass", "foot_mass"]
+    assert hopper["torso_mass"] == pytest.approx(3.6651914, abs=1e-6)
     assert gym_ids["Hopper-v5"].return_floor is None
     with pytest.raises(ValueError, match="kind"):
         list_envs("mujoco")  # type: ignore[arg-type]
@@ -365,3 +369,13 @@ def test_cuda_matches_cpu(env_id: str) -> None:
         assert torch.allclose(rc, rg.cpu(), atol=1e-5)
         assert torch.equal(tc, tg.cpu()) and torch.equal(uc, ug.cpu())
         gpu.state = torch.where((tc | uc)[:, None], cpu.state, gpu.state.cpu()).cuda()
+
+
+@pytest.mark.parametrize("n", [10**9, 10**12])
+def test_make_env_sizes_the_request_before_allocating(n: int) -> None:
+    import robustrl
+
+    with pytest.raises(ValueError, match=r"num_envs=\d+ copies of CartPole-v1 needs about .* available"):
+        robustrl.make_env("CartPole-v1", n)
+    with pytest.raises(ValueError, match="Gymnasium adapter"):
+        robustrl.make_env("CartPole-v1", 5000, backend="gymnasium")

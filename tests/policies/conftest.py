@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import robustrl  # noqa: F401  (one torch thread before SB3 trains)
 
@@ -91,3 +92,57 @@ def rewrite_zip() -> Callable[[Path, Path, dict[str, bytes | None]], Path]:
 def torch_bytes() -> Callable[[Any], bytes]:
     """``torch.save(obj)`` into bytes."""
     return _torch_bytes
+
+
+class _WritesOnLoadAndForward(nn.Module):
+    """A TorchScript module that writes files through ``torch.from_file(..., shared=True)``.
+
+    ``__setstate__`` (run by ``torch.jit.load``) writes ``on_load``, ``forward`` writes ``on_forward``:
+    the tests check that neither file appears unless the caller passed ``trust_code=True``.
+    """
+
+    def __init__(self, on_load: str, on_forward: str) -> None:
+        super().__init__()
+        self.on_load = on_load
+        self.on_forward = on_forward
+        self.weight = torch.ones(2, 4)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        written = torch.from_file(self.on_forward, shared=True, size=8, dtype=torch.uint8)
+        written.fill_(70)
+        return obs @ self.weight.t() + written[0].float() * 0  # use the tensor so the write is not eliminated
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, str, torch.Tensor, bool]:
+        return (self.on_load, self.on_forward, self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, str, torch.Tensor, bool]) -> None:
+        self.on_load = state[0]
+        self.on_forward = state[1]
+        self.training = state[3]
+        written = torch.from_file(self.on_load, shared=True, size=8, dtype=torch.uint8)
+        written.fill_(76)
+        self.weight = state[2] + written[0].float() * 0  # use the tensor so the write is not eliminated
+
+
+def _write_hostile_torchscript(path: Path, sentinel_dir: Path) -> Path:
+    """Save a self-describing TorchScript policy whose loading and ``forward`` write into ``sentinel_dir``."""
+    import warnings
+
+    from robustrl.policies import save_torchscript
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.script(
+            _WritesOnLoadAndForward(str(sentinel_dir / "on_load"), str(sentinel_dir / "on_forward"))
+        )
+    return save_torchscript(
+        module, path, observation_space=gym.spaces.Box(-1.0, 1.0, (4,)), action_space=gym.spaces.Discrete(2)
+    )
+
+
+@pytest.fixture(scope="session")
+def hostile_torchscript() -> Callable[[Path, Path], Path]:
+    """Write a TorchScript policy whose ``__setstate__`` and ``forward`` create files in a given folder."""
+    return _write_hostile_torchscript

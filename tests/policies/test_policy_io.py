@@ -43,6 +43,7 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "ac_discrete_norm": lambda: ActorCriticPolicy(CARTPOLE_OBS, gym.spaces.Discrete(2), normalize_obs=True),
     "ac_box": lambda: ActorCriticPolicy(CARTPOLE_OBS, BOX3, pi_hidden=[8], vf_hidden=[5, 7], activation="relu"),
     "ac_discrete_obs": lambda: ActorCriticPolicy(gym.spaces.Discrete(5), gym.spaces.Discrete(3), pi_hidden=[]),
+    "q_discrete_obs_start": lambda: QNetworkPolicy(gym.spaces.Discrete(4, start=-2), gym.spaces.Discrete(2)),
     "ac_uint8_obs": lambda: ActorCriticPolicy(OBS_IMG, gym.spaces.Discrete(3), pi_hidden=[4], vf_hidden=[4]),
     "q_regression": lambda: QNetworkPolicy(CARTPOLE_OBS, gym.spaces.Discrete(2), hidden=[16], normalize_obs=True),
     "q_hl_gauss": lambda: QNetworkPolicy(CARTPOLE_OBS, gym.spaces.Discrete(3), num_bins=11, v_min=-5.0, v_max=7.0),
@@ -68,7 +69,7 @@ def randomize(policy: nn.Module, seed: int = 0) -> nn.Module:
 def sample_obs(space: gym.Space[Any], n: int, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if isinstance(space, gym.spaces.Discrete):
-        return torch.randint(0, int(space.n), (n,), generator=g)
+        return torch.randint(int(space.start), int(space.start + space.n), (n,), generator=g)
     if space.dtype == np.uint8:
         return torch.randint(0, 256, (n, *space.shape), generator=g, dtype=torch.uint8)
     return torch.randn(n, *space.shape, generator=g) * 2

@@ -1,8 +1,10 @@
-"""TorchScript modules as policies: export/round trip, user modules with env_id, contract violations."""
+"""TorchScript modules as policies: code refused without trust_code, export/round trip, user modules, contracts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +17,7 @@ from robustrl.policies import (
     CriticPolicy,
     DeterministicActorPolicy,
     DistributionPolicy,
+    PolicyFileError,
     QNetworkPolicy,
     QPolicy,
     SquashedGaussianActorPolicy,
@@ -22,6 +25,7 @@ from robustrl.policies import (
     ValuePolicy,
     export_torchscript,
     load_policy,
+    load_torchscript,
     read_policy_info,
     save_torchscript,
 )
@@ -68,7 +72,7 @@ def test_export_round_trip(name: str, tmp_path: Path) -> None:
     factory, capabilities = CASES[name]
     policy = randomize(factory())
     path = export_torchscript(policy, tmp_path / "m.pt", env_id="CartPole-v1")
-    loaded = load_policy(path)
+    loaded = load_policy(path, trust_code=True)
     assert isinstance(loaded, TorchScriptPolicy)
     assert spaces_equal(loaded.observation_space, policy.observation_space)
     assert spaces_equal(loaded.action_space, policy.action_space)
@@ -111,9 +115,9 @@ def test_user_module_needs_env_id(tmp_path: Path) -> None:
     path = tmp_path / "user.pt"
     torch.jit.save(module, str(path))
     with pytest.raises(ValueError, match="pass env_id=") as err:
-        load_policy(path)
+        load_policy(path, trust_code=True)
     assert str(path) in str(err.value)
-    policy = load_policy(path, env_id="CartPole-v1")
+    policy = load_policy(path, trust_code=True, env_id="CartPole-v1")
     assert spaces_equal(policy.observation_space, gym.make("CartPole-v1").observation_space)
     obs = obs_for(OBS, 10)
     with torch.no_grad():
@@ -121,7 +125,7 @@ def test_user_module_needs_env_id(tmp_path: Path) -> None:
         assert torch.equal(policy.value(obs), obs.sum(-1))  # [N, 1] flattened to [N]
     assert isinstance(policy, ValuePolicy) and isinstance(policy, DistributionPolicy)
     assert not isinstance(policy, QPolicy)
-    q_policy = load_policy(path, env_id="CartPole-v1", output="q_values")
+    q_policy = load_policy(path, trust_code=True, env_id="CartPole-v1", output="q_values")
     assert isinstance(q_policy, QPolicy) and not isinstance(q_policy, DistributionPolicy)
 
 
@@ -129,23 +133,23 @@ def test_contract_violations(tmp_path: Path) -> None:
     path = tmp_path / "user.pt"
     torch.jit.save(torch.jit.script(_Logits()), str(path))
     with pytest.raises(ValueError, match=r"returned \(2, 2\).*needs \[2, 3\]"):
-        load_policy(path, observation_space=OBS, action_space=gym.spaces.Discrete(3))
+        load_policy(path, trust_code=True, observation_space=OBS, action_space=gym.spaces.Discrete(3))
     bad = tmp_path / "bad.pt"
     save_torchscript(torch.jit.script(_Logits()), bad, observation_space=OBS, action_space=gym.spaces.Discrete(3))
     with pytest.raises(ValueError, match=r"returned \(2, 2\)") as err:
-        load_policy(bad)
+        load_policy(bad, trust_code=True)
     assert str(bad) in str(err.value)
     with pytest.raises(ValueError, match="does not match env"):
-        load_policy(bad, env_id="Pendulum-v1")
+        load_policy(bad, trust_code=True, env_id="Pendulum-v1")
     with pytest.raises(ValueError, match="needs a Box action space"):
-        load_policy(bad, output="actions")
+        load_policy(bad, trust_code=True, output="actions")
 
 
 def test_forward_failure_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "user.pt"
     torch.jit.save(torch.jit.script(_Logits()), str(path))
     with pytest.raises(ValueError, match=r"forward\(obs\) fails .*mat1 and mat2 shapes cannot be multiplied \(2x6"):
-        load_policy(path, env_id="Acrobot-v1")  # 6 observations, the module takes 4
+        load_policy(path, trust_code=True, env_id="Acrobot-v1")  # 6 observations, the module takes 4
 
 
 def test_save_torchscript_is_atomic_and_checks_input(tmp_path: Path) -> None:
@@ -159,3 +163,57 @@ def test_save_torchscript_is_atomic_and_checks_input(tmp_path: Path) -> None:
             action_space=gym.spaces.MultiBinary(2),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------- code needs trust
+
+
+def _record_jit_loads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Make every TorchScript load (``torch.jit.load`` and the C entry it uses) fail and be recorded."""
+    calls: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        raise AssertionError("a TorchScript module was loaded")
+
+    monkeypatch.setattr(torch.jit, "load", refuse)
+    monkeypatch.setattr(torch._C, "import_ir_module", refuse)
+    return calls
+
+
+def test_torchscript_is_code_and_refused_without_trust_code(
+    tmp_path: Path, hostile_torchscript: Callable[[Path, Path], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sentinels = tmp_path / "sentinels"
+    sentinels.mkdir()
+    path = hostile_torchscript(tmp_path / "hostile.pt", sentinels)
+    calls = _record_jit_loads(monkeypatch)
+    for load in (load_policy, load_torchscript):
+        with pytest.raises(PolicyFileError, match=r"is a TorchScript module, which is code.*trust_code=True") as err:
+            load(path)
+        assert str(path) in str(err.value)
+    info = read_policy_info(path)  # metadata only: the JSON extra file, never the module
+    assert info.format == "torchscript" and spaces_equal(info.action_space, gym.spaces.Discrete(2))
+    assert calls == []
+    assert list(sentinels.iterdir()) == []
+
+
+def test_trust_code_runs_the_module(tmp_path: Path, hostile_torchscript: Callable[[Path, Path], Path]) -> None:
+    sentinels = tmp_path / "sentinels"
+    sentinels.mkdir()
+    path = hostile_torchscript(tmp_path / "hostile.pt", sentinels)
+    policy = load_policy(path, trust_code=True)
+    # the threat is real: torch.jit.load ran __setstate__ and the load check ran forward, both wrote a file
+    assert sorted(p.name for p in sentinels.iterdir()) == ["on_forward", "on_load"]
+    assert isinstance(policy, TorchScriptPolicy) and policy.act(torch.zeros(3, 4)).shape == (3,)
+
+
+def test_torchscript_members_are_capped_before_torch_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = export_torchscript(randomize(CASES["q_hl_gauss"][0]()), tmp_path / "m.pt")
+    calls = _record_jit_loads(monkeypatch)
+    monkeypatch.setattr("robustrl.policies.reading.MAX_WEIGHTS_BYTES", 100)
+    with pytest.raises(PolicyFileError, match=r"more than the limit of 100 bytes .*MAX_WEIGHTS_BYTES"):
+        load_policy(path, trust_code=True)
+    assert calls == []

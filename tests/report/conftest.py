@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustrl.evaluate import EvaluationResult, StrongestCurve, ThreatCurve
+from robustrl.evaluate import CleanRun, EvaluationResult, StrongestCurve, ThreatCurve
 
 
 def linear_cartpole_policy():
@@ -77,7 +77,8 @@ def write_evaluation(
     """Save an ``EvaluationResult`` whose every episode of (threat, budget) returned exactly the given mean.
 
     ``threats[name][j]`` is the mean return at ``budgets[j + 1]`` (budget 0 is the clean run); CIs are
-    ``mean ± 5``. The strongest curve is the minimum over threats at each budget, as the producer defines it.
+    ``mean ± 5`` (the clean one too). The strongest curve is the minimum over threats at each budget, as the
+    producer defines it.
     """
     curves = []
     for name, means in threats.items():
@@ -105,7 +106,8 @@ def write_evaluation(
         threat=("clean", *(curves[k].label for k in who[1:])),
     )  # fmt: skip
     result = EvaluationResult(
-        env_id=env_id, policy="synthetic", episodes=episodes, seed=seed, clean=np.full(episodes, clean),
+        env_id=env_id, policy="synthetic", episodes=episodes, seed=seed,
+        clean=CleanRun(np.full(episodes, clean), clean, (clean - 5.0, clean + 5.0)),
         threats=tuple(curves), strongest=(strongest,),
         config={"confidence": 0.95, "bootstrap_reps": 100, "smoothing_sigma": 0.0},
         provenance={"robustrl": "test"},

@@ -4,56 +4,55 @@ import numpy as np
 import pytest
 
 from robustrl.evaluate import load_evaluation
-from robustrl.report import CertificateRecord, EvaluationRecord, ResultFileError, load_result, load_results
-from robustrl.report.loading import DynamicsRecord
+from robustrl.report import Loaded, ResultFileError, load_result, load_results
+from robustrl.report.loading import nominal_params
+from robustrl.results import Certificate, DynamicsResult, EvaluationResult
 
 
 def test_evaluation_file_loads_with_the_producers_numbers(real_files):
     rec = load_result(real_files["evaluation"])
     raw = json.loads(real_files["evaluation"].read_text())
     res = load_evaluation(real_files["evaluation"])
-    assert isinstance(rec, EvaluationRecord) and rec.kind == "evaluation"
-    assert rec.env_id == "CartPole-v1" and rec.seed == 0 and rec.confidence == 0.95
-    assert rec.clean.point == raw["clean"]["mean"]
-    assert (rec.clean.low, rec.clean.high) == tuple(raw["clean"]["ci"])
-    assert rec.clean_episodes == 8
-    assert [c.name for c in rec.curves] == ["gaussian", "uniform"]
-    for mine, theirs in zip(rec.curves, res.threats):
-        assert mine.unit == theirs.threat_model == "obs/linf"
-        np.testing.assert_array_equal(mine.budgets, theirs.budgets)
-        np.testing.assert_array_equal(mine.mean, theirs.mean)
-        np.testing.assert_array_equal(mine.low, theirs.ci_low)
-        np.testing.assert_array_equal(mine.high, theirs.ci_high)
-        np.testing.assert_array_equal(mine.episodes, [8, 8, 8])
-    (strong,) = rec.strongest
-    np.testing.assert_array_equal(strong.mean, res.strongest[0].mean)
-    assert strong.which == res.strongest[0].threat and strong.which[0] == "clean"
+    assert isinstance(rec, Loaded) and rec.path == real_files["evaluation"] and rec.runs == 1
+    ev = rec.result
+    assert isinstance(ev, EvaluationResult) and ev.kind == "evaluation" and ev == res
+    assert ev.env_id == "CartPole-v1" and ev.seed == 0 and ev.confidence == 0.95
+    assert ev.clean.mean == raw["clean"]["mean"] and list(ev.clean.ci) == raw["clean"]["ci"]
+    assert ev.clean.returns.size == 8
+    assert [c.label for c in ev.threats] == ["gaussian", "uniform"]
+    for c, theirs in zip(ev.threats, raw["threats"]):
+        assert c.threat_model == "obs/linf"
+        assert list(c.budgets) == theirs["budgets"] and c.mean.tolist() == theirs["mean"]
+        assert c.returns.shape == (3, 8)
+    (strong,) = ev.strongest
+    assert strong.threat[0] == "clean"
     # the strongest curve is the minimum over the threats at each budget
-    np.testing.assert_array_equal(strong.mean, np.minimum(rec.curves[0].mean, rec.curves[1].mean))
+    np.testing.assert_array_equal(strong.mean, np.minimum(ev.threats[0].mean, ev.threats[1].mean))
 
 
 def test_dynamics_file_loads_with_nominal_from_the_env(real_files):
     rec = load_result(real_files["dynamics"])
-    assert isinstance(rec, DynamicsRecord)
-    g = rec.grid
-    assert g.params == ("masspole", "length")
-    np.testing.assert_array_equal(g.values[0], [0.05, 0.1, 0.5])
-    assert g.mean.shape == (3, 4) and g.low is not None and (g.low <= g.high).all()
-    assert g.nominal == (0.1, 0.5)  # CartPole's defaults
-    assert rec.episodes == 4
+    dy = rec.result
+    assert isinstance(dy, DynamicsResult)
+    assert tuple(a.name for a in dy.params) == ("masspole", "length")
+    assert dy.params[0].values == (0.05, 0.1, 0.5)
+    assert dy.mean.shape == (3, 4) and (dy.ci_low <= dy.ci_high).all()
+    assert nominal_params(dy.env_id, ("masspole", "length")) == (0.1, 0.5)  # CartPole's defaults
+    assert dy.episodes == 4
 
 
 def test_certificate_file_loads(real_files):
     rec = load_result(real_files["certificate"])
     raw = json.loads(real_files["certificate"].read_text())
-    assert isinstance(rec, CertificateRecord)
-    np.testing.assert_array_equal(rec.budgets, [0.0, 0.1, 0.2, 0.4])
-    np.testing.assert_array_equal(rec.bounds, raw["bounds"])
-    assert rec.sigma == 0.1 and rec.n == 100 and rec.floor == 0.0 and rec.method == "dkw"
-    assert rec.clean is not None and rec.clean.point == raw["clean_return"]
-    assert rec.quantile == 0.5 and rec.quantile_bounds is not None and rec.quantile_bounds.size == 4
-    assert rec.returns.size == 100 and rec.seed == 0
-    assert (np.diff(rec.bounds) <= 1e-12).all()
+    ce = rec.result
+    assert isinstance(ce, Certificate)
+    np.testing.assert_array_equal(ce.budgets, [0.0, 0.1, 0.2, 0.4])
+    np.testing.assert_array_equal(ce.bounds, raw["bounds"])
+    assert ce.sigma == 0.1 and ce.n == 100 and ce.floor == 0.0 and ce.method == "dkw"
+    assert ce.clean_return == raw["clean_return"]
+    assert ce.quantile == 0.5 and ce.quantile_bounds is not None and ce.quantile_bounds.size == 4
+    assert ce.returns.size == 100 and ce.seed == 0 and ce.policy == "ActorCriticPolicy"
+    assert (np.diff(ce.bounds) <= 1e-12).all()
 
 
 def test_missing_file_is_named(tmp_path):
@@ -81,6 +80,9 @@ def test_unknown_kind_is_named(tmp_path):
     p.write_text(json.dumps({"no": "kind"}))
     with pytest.raises(ResultFileError, match="unknown kind None"):
         load_result(p)
+    p.write_text(json.dumps({"kind": "train", "schema_version": 1}))
+    with pytest.raises(ResultFileError, match="its kind is 'train'"):  # a known kind the report does not show
+        load_result(p)
 
 
 def test_malformed_fields_are_named(real_files, tmp_path):
@@ -105,6 +107,12 @@ def test_malformed_fields_are_named(real_files, tmp_path):
     with pytest.raises(ResultFileError, match="increasing"):
         load_result(p)
 
+    bad = json.loads(json.dumps(data))
+    bad["threats"][0]["ci_low"][1] = "nan"
+    p.write_text(json.dumps(bad))
+    with pytest.raises(ResultFileError, match=r"'threats\[0\]\.ci_low' contains NaN"):
+        load_result(p)
+
     cert = json.loads(real_files["certificate"].read_text())
     cert["bounds"] = ["x"] * 4
     p.write_text(json.dumps(cert))
@@ -117,9 +125,10 @@ def test_non_finite_bounds_round_trip_as_strings(real_files, tmp_path):
     cert["quantile_bounds"] = ["-inf", 1.0, 0.0, "-inf"]  # how write_json stores -inf
     p = tmp_path / "c.json"
     p.write_text(json.dumps(cert))
-    rec = load_result(p)
-    assert rec.quantile_bounds is not None
-    assert rec.quantile_bounds[0] == -np.inf and rec.quantile_bounds[1] == 1.0
+    ce = load_result(p).result
+    assert isinstance(ce, Certificate) and ce.quantile_bounds is not None
+    assert ce.quantile_bounds[0] == -np.inf and ce.quantile_bounds[1] == 1.0
+    assert ce.to_dict()["quantile_bounds"] == ["-inf", 1.0, 0.0, "-inf"]
 
 
 def test_load_results_needs_files():

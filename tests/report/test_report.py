@@ -51,7 +51,7 @@ def test_missing_or_bad_file_writes_nothing(real_files, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["index.html"]
     assert (out / "index.html").read_text() == "old"
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(ValueError, match="afile.*not a folder"):
+    with pytest.raises(ValueError, match="afile.*a folder is expected"):
         report([real_files["evaluation"]], tmp_path / "afile")
 
 
@@ -184,17 +184,19 @@ def test_report_config_defaults():
 
 def test_pool_runs_means_over_runs(make_eval, tmp_path):
     a1, a2 = load_results(_runs(make_eval, tmp_path)[:2])
-    pooled = pool_runs([a1, a2], reps=500, seed=0)
-    assert pooled.runs == 2 and pooled.path.name == "2 runs" and pooled.env_id == "TaskA-v0"
-    assert pooled.clean.point == pytest.approx(450.0)
-    assert pooled.clean.low <= 450.0 <= pooled.clean.high and 400.0 <= pooled.clean.low
-    pgd = next(c for c in pooled.curves if c.name == "pgd")
+    loaded = pool_runs([a1, a2], reps=500, seed=0)
+    pooled = loaded.result
+    assert loaded.runs == 2 and loaded.path.name == "2 runs" and pooled.env_id == "TaskA-v0"
+    assert pooled.clean.mean == pytest.approx(450.0)
+    low, high = pooled.clean.ci
+    assert low <= 450.0 <= high and 400.0 <= low
+    pgd = pooled.curve("pgd")
     np.testing.assert_allclose(pgd.mean, [450.0, 175.0, 25.0])
-    np.testing.assert_array_equal(pgd.episodes, [8, 8, 8])
+    assert pgd.returns.shape == (3, 8) and pooled.episodes == 8  # the two runs' episodes side by side
     (strong,) = pooled.strongest
     np.testing.assert_allclose(strong.mean, [450.0, 175.0, 25.0])
-    assert strong.which == ("clean", "pgd", "pgd")
-    assert (strong.low <= strong.mean).all() and (strong.mean <= strong.high).all()
+    assert strong.threat == ("clean", "pgd", "pgd")
+    assert (strong.ci_low <= strong.mean).all() and (strong.mean <= strong.ci_high).all()
     with pytest.raises(ValueError, match="one task"):
         pool_runs(load_results(_runs(make_eval, tmp_path)[1:3]))
 
@@ -206,3 +208,48 @@ def test_report_shows_each_task_once_when_pooled(make_eval, tmp_path):
     attack_figs = [f for f in res.figures if "attacks" in f.png.name]
     assert len(attack_figs) == 2  # one per task, not one per run
     assert "Each of the 2 runs" in page and "a1.json" in page
+
+
+def test_escaped_text_that_looks_like_an_attribute_is_not_an_external_reference(make_eval, tmp_path):
+    path = make_eval(tmp_path / "e.json", "TaskA-v0", 500.0, {"pgd": [250.0, 50.0]})
+    data = json.loads(path.read_text())
+    data["policy"] = "data=v2/policy.zip"  # e.g. a run folder named data=v2
+    data["config"] = {"note": "src=a.png href=b.html data=c url(d.css) @import e.css <script>"}
+    path.write_text(json.dumps(data))
+    page = report([path], tmp_path / "out", reps=200).index.read_text()
+    assert "data=v2/policy.zip" in page and "&lt;script&gt;" in page
+    assert external_references(page) == []
+    # real attributes and tags are still found, whatever the text around them says
+    assert external_references(page.replace("</main>", '<img src="https://x.org/a.png"></main>')) == [
+        "https://x.org/a.png"
+    ]
+    assert external_references('<p onload="x()">data=1</p><style>a{background:url(//c/x.png)}</style>') == [
+        "onload=",
+        "//c/x.png",
+    ]
+
+
+def test_a_file_given_twice_counts_once_and_the_page_says_so(make_eval, tmp_path):
+    a1, a2 = _runs(make_eval, tmp_path)[:2]
+    copy = tmp_path / "copy-of-a1.json"
+    copy.write_bytes(a1.read_bytes())
+    again = tmp_path / "." / a1.name
+    page = report([a1, a2, a1, again, copy], tmp_path / "out", reps=300).index.read_text()
+    assert "<h3>Aggregate over 2 runs × 1 task</h3>" in page and "5 runs" not in page
+    assert "given more than once (counted once)" in page
+    assert f"the same content as {a1} (counted once)" in page
+    assert page.count("(counted once)") == 3
+
+
+def test_report_options_are_checked_before_loading(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTRL_MAX_MEMORY", "1G")
+    absent = tmp_path / "absent.json"  # never read: the options fail first
+    for kwargs, match in (
+        ({"dpi": 100_000}, r"--dpi=100000 is too large \(the limit is 1200\)"),
+        ({"reps": 10**12}, r"--reps 1000000000000 needs .* available"),
+        ({"seed": -1}, r"--seed must be a whole number"),
+        ({"confidence": 1.5}, r"--confidence"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            report([absent], tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()

@@ -96,7 +96,7 @@ def make_linear():
 
 
 def ctx_for(policy, n, *, step=0, start=True, seed=0):
-    from robustrl.evaluate import StepContext
+    from robustrl.rollout import StepContext
 
     return StepContext(
         policy=policy,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robustrl.envs import make_env
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 from robustrl.threats import PRMDPConfig, action_noise, action_replace, make_threat, pr_mdp, worst_action
 
 

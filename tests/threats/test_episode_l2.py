@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from robustrl.defenses import smoothing_transform
 from robustrl.envs import make_env
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 from robustrl.threats import EpisodeL2Attack, EpisodeL2Config, make_threat
 from robustrl.threats.episode_l2 import step_radius
 
@@ -98,9 +99,9 @@ def test_episode_attack_bad_input():
 
 def test_smoothed_victim_episode_attack_keeps_the_budget(theta_policy):
     threat = make_threat("episode_l2", 0.5, smoothing_sigma=0.05, eot_samples=4, steps=3)
-    inner = threat._episode
-    rec = Recorder(inner)
-    threat._episode = rec
-    res = rollout(theta_policy, make_env("CartPole-v1", 16, max_episode_steps=100), 16, seed=1, obs_transform=threat)
+    assert threat.config.smoothing_sigma == 0.05  # EOT through the victim's noise
+    rec = Recorder(threat)  # the threat perturbs only; the victim's noise is composed after it
+    env = make_env("CartPole-v1", 16, max_episode_steps=100)
+    res = rollout(theta_policy, env, 16, seed=1, obs_transform=smoothing_transform(0.05, rec))
     totals = torch.tensor(rec.totals[1:] + rec.current.tolist(), dtype=torch.float64)
     assert torch.all(totals.sqrt() <= 0.5) and res.returns.shape == (16,)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from robustrl.defenses import smoothing_transform
 from robustrl.envs import make_env
-from robustrl.evaluate import rollout
+from robustrl.rollout import rollout
 from robustrl.threats import (
     THREATS,
     ActionThreatWrapper,
@@ -28,7 +29,7 @@ def test_registry_builds_every_threat_with_its_config():
         assert t.describe()["budget"] == 0.1
     t = make_threat("pgd", 0.1, steps=3, norm="l2", smoothing_sigma=0.2)
     assert t.config == PGDConfig(steps=3, norm="l2", smoothing_sigma=0.2)
-    assert t.threat_model == "obs/l2" and t.smoothing_sigma == 0.2
+    assert t.threat_model == "obs/l2" and t.config.smoothing_sigma == 0.2
     assert make_threat("pgd", 0.1, smoothing_sigma=0.2, eot=False).config.smoothing_sigma == 0
     assert make_threat("episode_l2", 1.0).threat_model == "obs/episode_l2"
     assert make_threat("pr_mdp", 0.1, mix="nr").threat_model == "action/nr"
@@ -53,10 +54,14 @@ def test_make_threat_rejects_bad_input(call, match):
         call()
 
 
-def test_smoothing_noise_is_applied_after_the_attack(theta_policy, make_ctx):
+def test_threats_perturb_only_and_smoothing_is_composed_after_the_attack(theta_policy, make_ctx):
     obs = torch.zeros(20000, 4)
-    out = make_threat("none", 0.0, smoothing_sigma=0.3)(obs, make_ctx(theta_policy, 20000))
-    assert abs(out.std().item() - 0.3) < 0.01
+    ctx = make_ctx(theta_policy, 20000)
+    assert torch.equal(make_threat("none", 0.0, smoothing_sigma=0.3)(obs, ctx), obs)
+    attack = make_threat("uniform", 0.1, smoothing_sigma=0.3)
+    assert bool((attack(obs, ctx).abs() <= 0.1 + 1e-6).all())  # no smoothing noise inside the threat
+    out = smoothing_transform(0.3, attack)(obs, ctx)
+    assert abs(out.std().item() - (0.3**2 + 0.1**2 / 3) ** 0.5) < 0.01
 
 
 def test_normalized_attack_uses_the_policy_obs_std(make_ctx):
@@ -142,7 +147,7 @@ def test_per_step_threat_in_rollout_is_deterministic_and_bounded(theta_policy):
 def test_only_active_rows_are_attacked_when_the_context_says_so(theta_policy, make_ctx):
     from dataclasses import dataclass
 
-    from robustrl.evaluate import StepContext
+    from robustrl.rollout import StepContext
 
     @dataclass(frozen=True)
     class ActiveContext(StepContext):

@@ -95,3 +95,26 @@ class ReplayBuffer:
     def state(self) -> dict[str, Any]:
         """Sizes for logging."""
         return {"size": self.size, "capacity": self.capacity}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored transitions and the write position (for checkpoints)."""
+        n = self.size
+        return {
+            "obs": self.obs[:n].clone(), "next_obs": self.next_obs[:n].clone(), "actions": self.actions[:n].clone(),
+            "rewards": self.rewards[:n].clone(), "terminated": self.terminated[:n].clone(),
+            "pos": self.pos, "size": self.size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output into a buffer of the same capacity and shapes."""
+        n = int(state["size"])
+        if not 0 <= n <= self.capacity or not 0 <= int(state["pos"]) < max(self.capacity, 1):
+            raise ValueError(f"replay buffer state of size {n} does not fit capacity {self.capacity}")
+        for key in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            value = state[key]
+            store = getattr(self, key)
+            if tuple(value.shape) != (n, *store.shape[1:]):
+                expected = (n, *store.shape[1:])
+                raise ValueError(f"replay buffer {key} has shape {tuple(value.shape)}, expected {expected}")
+            store[:n] = value
+        self.pos, self.size = int(state["pos"]), n

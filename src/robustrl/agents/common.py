@@ -1,4 +1,4 @@
-"""Pieces every online learner shares: observation noise, seeded initialisation, schedules, optimisers.
+"""Pieces every online learner shares: seeded initialisation, schedules, optimisers, defense regularisers.
 
 The :class:`Agent` protocol is what :func:`robustrl.agents.train` drives: one ``iterate()`` collects
 experience from a batched env and updates the policy, returning ``train/…`` metrics.
@@ -7,13 +7,19 @@ experience from a batched env and updates the policy, returning ``train/…`` me
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from robustrl.agents.buffer import ReplayBuffer
 from robustrl.common.seeding import derive_seed, torch_generator
+from robustrl.defenses.base import Minibatch, Regularizer
+from robustrl.rollout import Trajectory
+
+Metrics = dict[str, float | torch.Tensor]
+"""``train/…`` metrics of one iteration: floats, or scalar tensors left on the device (read lazily)."""
 
 
 class Agent(Protocol):
@@ -24,7 +30,7 @@ class Agent(Protocol):
     steps: int
     """Environment transitions collected so far (summed over env copies)."""
 
-    def iterate(self) -> dict[str, float]:
+    def iterate(self) -> Metrics:
         """Collect experience and update once; returns ``train/…`` metrics of this iteration."""
         ...
 
@@ -38,30 +44,15 @@ def check_num_envs(env_num_envs: int, cfg_num_envs: int, what: str) -> None:
         )
 
 
-def add_obs_noise(obs: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian observation noise ``obs + σ·ε``, ``ε ~ N(0, I)`` drawn from ``generator``.
-
-    This is the smoothing noise of Policy Smoothing (Kumar, Levine & Feizi, ICLR 2022): a policy trained
-    on noisy observations stays good when the certifier adds the same noise.
-
-    Args:
-        obs: ``[N, *obs_shape]`` floating-point observations.
-        sigma: noise standard deviation (same units as ``obs``); 0 returns ``obs`` itself.
-        generator: where the noise comes from (on ``obs.device``).
-
-    Returns:
-        ``[N, *obs_shape]`` noisy observations.
-    """
-    if sigma == 0.0:
-        return obs
-    noise = torch.randn(obs.shape, generator=generator, device=obs.device, dtype=obs.dtype)
-    return obs + sigma * noise
-
-
-def check_obs_noise(sigma: float) -> None:
-    """Raise a ``ValueError`` naming ``obs_noise`` unless it is a finite number ≥ 0."""
-    if not (isinstance(sigma, int | float) and sigma >= 0.0 and sigma < float("inf")):
-        raise ValueError(f"obs_noise must be a finite number ≥ 0, got {sigma!r}")
+def regularization(
+    regularizers: Sequence[Regularizer], policy: nn.Module, batch: Minibatch, progress: float
+) -> torch.Tensor:
+    """The sum of a defense's extra loss terms on one minibatch (a scalar tensor)."""
+    terms = [reg(policy, batch, progress) for reg in regularizers]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 @contextlib.contextmanager
@@ -127,3 +118,78 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for tb, sb in zip(target.buffers(), source.buffers()):
             tb.copy_(sb)
+
+
+_COUNTERS = ("steps", "updates")
+
+
+def learner_state(agent: object) -> dict[str, Any]:
+    """Everything a checkpoint needs to resume a learner, found by type among its attributes.
+
+    Networks, optimisers, learned tensors, replay buffers, random streams and counters. The result holds
+    only tensors, numbers and dicts of them, so ``torch.load(..., weights_only=True)`` reads it back.
+    The env and the episodes in flight are not part of it.
+    """
+    out: dict[str, Any] = {}
+    for name, value in vars(agent).items():
+        if isinstance(value, nn.Module | torch.optim.Optimizer):
+            out[name] = {"kind": "state_dict", "value": value.state_dict()}
+        elif isinstance(value, torch.Generator):
+            out[name] = {"kind": "generator", "value": value.get_state()}
+        elif isinstance(value, torch.Tensor):
+            out[name] = {"kind": "tensor", "value": value.detach().clone()}
+        elif isinstance(value, ReplayBuffer):
+            out[name] = {"kind": "buffer", "value": value.state_dict()}
+        elif name == "_state" and hasattr(value, "generator"):
+            out[name] = {"kind": "generator", "value": value.generator.get_state()}
+        elif name in _COUNTERS:
+            out[name] = {"kind": "int", "value": int(value)}
+    return out
+
+
+def load_learner_state(agent: object, state: dict[str, Any]) -> None:
+    """Restore :func:`learner_state` output into a learner built with the same config.
+
+    Raises:
+        ValueError: the state does not match the learner (missing or extra parts, other shapes).
+    """
+    mine = learner_state(agent)
+    if set(mine) != set(state):
+        raise ValueError(
+            f"checkpoint does not match the learner: it has {sorted(state)}, the learner needs {sorted(mine)}"
+        )
+    attrs = vars(agent)
+    try:
+        for name, entry in state.items():
+            kind, value = entry["kind"], entry["value"]
+            target = attrs[name]
+            if kind == "state_dict":
+                target.load_state_dict(value)
+            elif kind == "generator":
+                (target.generator if name == "_state" else target).set_state(value)
+            elif kind == "tensor":
+                with torch.no_grad():
+                    target.copy_(value)
+            elif kind == "buffer":
+                assert isinstance(target, ReplayBuffer)
+                target.load_state_dict(value)
+            else:
+                setattr(agent, name, int(value))
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise ValueError(f"checkpoint does not match the learner: {err}") from err
+
+
+def store_transitions(traj: Trajectory, buffer: ReplayBuffer, obs_norm: nn.Module | None) -> torch.Tensor:
+    """Add a collected trajectory to a replay buffer; returns its mean reward (a tensor: no sync).
+
+    Successors are spliced at episode ends (never the next episode's first observation), and the policy's
+    observation normaliser is updated with what the policy saw.
+    """
+    seen = traj.obs.flatten(0, 1)
+    buffer.add(
+        seen, traj.actions.flatten(0, 1), traj.rewards.flatten(), traj.next_obs().flatten(0, 1),
+        traj.terminated.flatten(),
+    )
+    if obs_norm is not None:
+        obs_norm.update(seen)  # type: ignore[operator]
+    return traj.rewards.mean()

@@ -24,17 +24,20 @@ from torch import nn
 from robustrl.agents.buffer import ReplayBuffer
 from robustrl.agents.common import (
     Generators,
-    add_obs_noise,
+    Metrics,
     check_num_envs,
-    check_obs_noise,
     linear_schedule,
     make_adam,
+    regularization,
     seeded_init,
     soft_update,
+    store_transitions,
 )
 from robustrl.common.seeding import derive_seed
+from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import QNetworkPolicy
+from robustrl.rollout import Act, StepContext, collect, start_collect
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,6 @@ class DQNConfig:
     """σ of the HL-Gauss target as a multiple of the bin width."""
     normalize_obs: bool = False
     """Keep a running observation normaliser inside the policy (updated with collected observations)."""
-    obs_noise: float = 0.0
-    """σ of Gaussian noise added to every observation the agent acts and learns on (Policy Smoothing)."""
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field."""
@@ -106,7 +107,6 @@ class DQNConfig:
             raise ValueError("DQNConfig: the hl_gauss head needs num_bins ≥ 2, v_max > v_min, sigma_ratio > 0")
         if self.learning_rate <= 0:
             raise ValueError(f"DQNConfig.learning_rate must be > 0, got {self.learning_rate}")
-        check_obs_noise(self.obs_noise)
 
 
 DQN_PRESETS: dict[str, DQNConfig] = {
@@ -179,16 +179,18 @@ class DQN:
     Args:
         env: the batched training env (Discrete actions).
         cfg: hyperparameters.
-        seed: seeds network initialisation, exploration, observation noise and replay sampling.
+        seed: seeds network initialisation, exploration, transform noise and replay sampling.
+        hooks: what a defense changes: observation/action transforms of collection, extra loss terms.
     """
 
-    def __init__(self, env: VecEnv, cfg: DQNConfig, *, seed: int) -> None:
+    def __init__(self, env: VecEnv, cfg: DQNConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
         cfg.validate()
         check_num_envs(env.num_envs, cfg.num_envs, "DQNConfig")
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ValueError(f"DQN needs a Discrete action space, got {env.action_space!r} (use sac or ppo)")
         self.env = env
         self.cfg = cfg
+        self.hooks = hooks
         self.device = env.device
         gens = Generators(seed, self.device)
         hl = cfg.head == "hl_gauss"
@@ -211,15 +213,10 @@ class DQN:
         obs_shape = tuple(env.observation_space.shape or ())
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, (), torch.int64, self.device)
         self._explore_gen = gens.make(1)
-        self._noise_gen = gens.make(2)
         self._sample_gen = gens.make(3)
-        obs, _ = env.reset(seed=derive_seed(seed, 4))
-        self._x = self._see(obs)
+        self._state = start_collect(env, seed=derive_seed(seed, 4), generator=gens.make(2))
         self.steps = 0
         self.updates = 0
-
-    def _see(self, obs: torch.Tensor) -> torch.Tensor:
-        return add_obs_noise(obs.float(), self.cfg.obs_noise, self._noise_gen)
 
     @property
     def epsilon(self) -> float:
@@ -228,37 +225,33 @@ class DQN:
         frac = self.steps / max(cfg.exploration_fraction * cfg.total_steps, 1e-9)
         return linear_schedule(cfg.exploration_initial_eps, frac, cfg.exploration_final_eps)
 
-    @torch.no_grad()
-    def collect(self, vec_steps: int) -> float:
-        """Step all copies ``vec_steps`` times with ε-greedy actions; returns the mean reward."""
-        env, n = self.env, self.env.num_envs
-        total = 0.0
-        rewards, seen = [], []
-        for _ in range(vec_steps):
-            x = self._x
-            eps = self.epsilon
-            greedy = self.policy.q_values(x).argmax(-1)
-            u = torch.rand(n, generator=self._explore_gen, device=self.device)
-            rand_a = torch.randint(0, self.num_actions, (n,), generator=self._explore_gen, device=self.device)
-            action = torch.where(u < eps, rand_a, greedy)
-            obs, reward, terminated, truncated, info = env.step(action)
-            next_x = self._see(obs)
-            done = terminated | truncated
-            succ = next_x if not bool(done.any()) else self._see_final(info["final_obs"], next_x, done)
-            self.buffer.add(x, action, reward, succ, terminated)
-            rewards.append(reward)
-            seen.append(x)
-            self._x = next_x
-            self.steps += n
-        if rewards:
-            total = float(torch.stack(rewards).mean())
-        if self.policy.obs_norm is not None:
-            self.policy.obs_norm.update(torch.cat(seen))
-        return total
+    def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
+        n = x.shape[0]
+        greedy = self.policy.q_values(x).argmax(-1)
+        u = torch.rand(n, generator=self._explore_gen, device=self.device)
+        rand_a = torch.randint(0, self.num_actions, (n,), generator=self._explore_gen, device=self.device)
+        return Act(torch.where(u < self.epsilon, rand_a, greedy))
 
-    def _see_final(self, final_obs: torch.Tensor, next_x: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        fin = self._see(final_obs)
-        return torch.where(done.view(-1, *([1] * (fin.dim() - 1))), fin, next_x)
+    @torch.no_grad()
+    def collect(self, vec_steps: int) -> torch.Tensor:
+        """Step all copies ``vec_steps`` times with ε-greedy actions into the replay buffer.
+
+        Returns the mean reward as a scalar tensor (no host-device sync).
+
+        ε is held for the ``vec_steps`` steps of one call (it moves by ``vec_steps·num_envs`` steps per call).
+        """
+        traj = collect(
+            self.policy,  # type: ignore[arg-type]
+            self.env,
+            vec_steps,
+            state=self._state,
+            act=self._act,
+            obs_transform=self.hooks.obs_transform,
+            action_transform=self.hooks.action_transform,
+        )
+        self._state = traj.state
+        self.steps += vec_steps * self.env.num_envs
+        return store_transitions(traj, self.buffer, self.policy.obs_norm)
 
     def loss(self, batch_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
              next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,14 +275,18 @@ class DQN:
         q = head.gather(1, idx).squeeze(1)
         return nn.functional.smooth_l1_loss(q, target), q.detach()
 
-    def update(self, gradient_steps: int) -> dict[str, float]:
+    def update(self, gradient_steps: int) -> Metrics:
         """``gradient_steps`` updates on replay batches; returns ``train/…`` metrics."""
         cfg = self.cfg
-        loss_sum = torch.zeros(())
-        q_sum = torch.zeros(())
+        loss_sum = torch.zeros((), device=self.device)
+        q_sum = torch.zeros((), device=self.device)
         for _ in range(gradient_steps):
             b = self.buffer.sample(cfg.batch_size, self._sample_gen)
             loss, q = self.loss(b.obs, b.actions, b.rewards, b.next_obs, b.terminated)
+            if self.hooks.regularizers:
+                progress = self.steps / cfg.total_steps
+                batch = Minibatch(b.obs, b.actions)
+                loss = loss + regularization(self.hooks.regularizers, self.policy, batch, progress)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm is not None:
@@ -301,13 +298,13 @@ class DQN:
             loss_sum += loss.detach()
             q_sum += q.mean()
         k = max(gradient_steps, 1)
-        return {"train/loss": float(loss_sum) / k, "train/q_mean": float(q_sum) / k}
+        return {"train/loss": loss_sum / k, "train/q_mean": q_sum / k}
 
-    def iterate(self) -> dict[str, float]:
+    def iterate(self) -> Metrics:
         """Collect ``train_freq`` env steps on every copy, then ``gradient_steps`` updates once warm."""
         cfg = self.cfg
         reward = self.collect(cfg.train_freq)
-        out: dict[str, float] = {"train/epsilon": self.epsilon, "train/rollout_reward": reward}
+        out: Metrics = {"train/epsilon": self.epsilon, "train/rollout_reward": reward}
         if self.buffer.size >= max(cfg.learning_starts, cfg.batch_size):
             out.update(self.update(cfg.gradient_steps))
         out["train/buffer_size"] = float(self.buffer.size)

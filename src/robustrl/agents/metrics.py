@@ -7,6 +7,7 @@ Keys are namespaced: ``train/…`` for learner statistics, ``eval/…`` for peri
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,23 @@ class MetricLogger:
     """
 
     def __init__(self, tensorboard_dir: Path | None = None) -> None:
-        self.latest: dict[str, float] = {}
+        self._latest: dict[str, Any] = {}
         self._writer = open_tensorboard(tensorboard_dir) if tensorboard_dir is not None else None
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        """Record ``metrics`` at env step ``step``."""
-        self.latest.update(metrics)
+    @property
+    def latest(self) -> dict[str, float]:
+        """The latest value of every metric, as floats."""
+        return {key: float(value) for key, value in self._latest.items()}
+
+    def log(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Record ``metrics`` (floats, or scalar tensors) at env step ``step``.
+
+        Tensors stay on their device until read, so logging never synchronises a GPU unless TensorBoard is on.
+        """
+        self._latest.update(metrics)
         if self._writer is not None:
             for key, value in metrics.items():
-                self._writer.add_scalar(key, value, step)
+                self._writer.add_scalar(key, float(value), step)
 
     def close(self) -> None:
         """Flush and close TensorBoard files."""

@@ -2,11 +2,13 @@
 
 Clipped surrogate objective, GAE(γ, λ) with truncation bootstrapped from ``V(final_obs)``, optional
 clipped value loss, advantage normalisation per minibatch, linear learning-rate / clip annealing, an
-optional running observation normaliser inside the policy, and Gaussian observation noise for Policy
-Smoothing training. Discrete (categorical) and Box (diagonal Gaussian) action spaces.
+optional running observation normaliser inside the policy. Defenses plug in through
+:class:`~robustrl.defenses.TrainingHooks` (observation/action transforms, extra loss terms). Discrete
+(categorical) and Box (diagonal Gaussian) action spaces.
 
-Speed: the rollout loop does one actor forward and one env step per step for all copies at once; values
-are computed afterwards in one batched forward over the whole rollout.
+Speed: experience comes from the shared :func:`~robustrl.rollout.collect` (one actor forward and one env
+step per step for all copies at once); values are computed afterwards in one batched forward over the
+whole rollout.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from torch import nn
 
 from robustrl.agents.common import (
     Generators,
-    add_obs_noise,
+    Metrics,
     check_num_envs,
-    check_obs_noise,
     linear_schedule,
     make_adam,
+    regularization,
     seeded_init,
     set_lr,
 )
 from robustrl.agents.returns import generalized_advantage_estimate, next_values_from_rollout
 from robustrl.common.seeding import derive_seed
+from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import ActorCriticPolicy
+from robustrl.rollout import Act, StepContext, Trajectory, collect, start_collect
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -85,10 +89,6 @@ class PPOConfig:
     """Keep a running observation normaliser inside the policy (updated after each rollout)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian actions (Box action spaces)."""
-    obs_noise: float = 0.0
-    """σ of Gaussian noise added to every observation the agent acts and learns on (Policy Smoothing)."""
-    critic_obs: Literal["clean", "noisy"] = "clean"
-    """What the critic sees when obs_noise > 0: the clean observation (asymmetric critic) or the noisy one."""
 
     @property
     def batch_size(self) -> int:
@@ -112,7 +112,6 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.gamma and gae_lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}")
         if self.learning_rate <= 0 or self.clip_range <= 0:
             raise ValueError("PPOConfig.learning_rate and clip_range must be > 0")
-        check_obs_noise(self.obs_noise)
 
 
 PPO_PRESETS: dict[str, PPOConfig] = {
@@ -125,28 +124,26 @@ PPO_PRESETS: dict[str, PPOConfig] = {
 
 
 class Rollout(NamedTuple):
-    """One PPO rollout: ``T = num_steps`` steps of ``N = num_envs`` copies."""
+    """One PPO rollout: the collected trajectory and the critic's view of it."""
 
-    obs: torch.Tensor
-    """``[T, N, *obs_shape]`` observations the actor saw (noisy when obs_noise > 0)."""
+    trajectory: Trajectory
+    """``T = num_steps`` steps of ``N = num_envs`` copies (log-probabilities in ``extras["log_prob"]``)."""
     critic_obs: torch.Tensor
-    """``[T, N, *obs_shape]`` observations the critic sees (``obs`` itself unless the critic is asymmetric)."""
-    actions: torch.Tensor
-    """``[T, N]`` int64 or ``[T, N, act_dim]`` float32 sampled (unclipped) actions."""
-    log_probs: torch.Tensor
-    """``[T, N]`` log-probabilities of the actions at sampling time."""
-    rewards: torch.Tensor
-    """``[T, N]``."""
-    terminated: torch.Tensor
-    """``[T, N]`` bool."""
-    truncated: torch.Tensor
-    """``[T, N]`` bool."""
+    """``[T, N, *obs_shape]`` observations the critic sees (the actor's unless the critic is asymmetric)."""
     last_critic_obs: torch.Tensor
     """``[N, *obs_shape]`` critic observation after the last step (bootstrap of unfinished episodes)."""
-    final_index: torch.Tensor
-    """``[M, 2]`` int64 ``(t, env)`` of the truncated steps."""
     final_critic_obs: torch.Tensor
-    """``[M, *obs_shape]`` critic observation of ``info["final_obs"]`` at those steps (bootstrap of truncation)."""
+    """``[T, N, *obs_shape]`` critic view of the final observation of episodes ending at each step."""
+
+    @property
+    def obs(self) -> torch.Tensor:
+        """``[T, N, *obs_shape]`` observations the actor saw."""
+        return self.trajectory.obs
+
+    @property
+    def rewards(self) -> torch.Tensor:
+        """``[T, N]``."""
+        return self.trajectory.rewards
 
 
 class PPOLoss(NamedTuple):
@@ -244,16 +241,19 @@ class PPO:
     Args:
         env: the batched training env (its ``num_envs`` copies all collect experience).
         cfg: hyperparameters (``cfg.num_envs`` must equal ``env.num_envs``).
-        seed: seeds network initialisation, action sampling, observation noise and minibatch order.
+        seed: seeds network initialisation, action sampling, transform noise and minibatch order.
+        hooks: what a defense changes: observation/action transforms of collection, whether the critic
+            sees clean observations, extra loss terms.
     """
 
-    def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int) -> None:
+    def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
         cfg.validate()
         check_num_envs(env.num_envs, cfg.num_envs, "PPOConfig")
         if not isinstance(env.action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ValueError(f"PPO needs a Discrete or Box action space, got {env.action_space!r}")
         self.env = env
         self.cfg = cfg
+        self.hooks = hooks
         self.device = env.device
         gens = Generators(seed, self.device)
         with seeded_init(gens.seed):
@@ -269,17 +269,11 @@ class PPO:
         self.discrete = self.policy.discrete
         self.optimizer = make_adam(self.policy.parameters(), cfg.learning_rate, eps=cfg.adam_eps)
         self._act_gen = gens.make(1)
-        self._noise_gen = gens.make(2)
         self._shuffle_gen = gens.make(3)
-        self._asym = cfg.obs_noise > 0 and cfg.critic_obs == "clean"
-        obs, _ = env.reset(seed=derive_seed(seed, 4))
-        self._clean = obs.float()
-        self._x = self._see(self._clean)
+        self._asym = hooks.obs_transform is not None and hooks.clean_critic
+        self._state = start_collect(env, seed=derive_seed(seed, 4), generator=gens.make(2))
         self.steps = 0
         self.updates = 0
-
-    def _see(self, obs: torch.Tensor) -> torch.Tensor:
-        return add_obs_noise(obs.float(), self.cfg.obs_noise, self._noise_gen)
 
     @property
     def progress(self) -> float:
@@ -308,73 +302,46 @@ class PPO:
         clipped = torch.max(torch.min(action, p.action_high.flatten()), p.action_low.flatten())
         return clipped.reshape(-1, *tuple(self.env.action_space.shape or ()))
 
+    def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
+        action, logp = self._sample(x)
+        return Act(action, self._env_action(action), {"log_prob": logp})
+
     @torch.no_grad()
     def collect(self) -> Rollout:
-        """Run ``num_steps`` steps on every copy; returns the rollout tensors ``[T, N, ...]``."""
-        cfg, env, policy = self.cfg, self.env, self.policy
-        t_len, n = cfg.num_steps, env.num_envs
-        x = self._x
-        obs_buf = torch.empty((t_len, *x.shape), device=self.device)
-        critic_buf = obs_buf if not self._asym else torch.empty_like(obs_buf)
-        act_shape = () if self.discrete else (policy.action_net.out_features,)
-        act_buf = torch.empty(
-            (t_len, n, *act_shape), device=self.device, dtype=torch.int64 if self.discrete else torch.float32
+        """Run ``num_steps`` steps on every copy through :func:`~robustrl.rollout.collect`."""
+        traj = collect(
+            self.policy,  # type: ignore[arg-type]
+            self.env,
+            self.cfg.num_steps,
+            state=self._state,
+            act=self._act,
+            obs_transform=self.hooks.obs_transform,
+            action_transform=self.hooks.action_transform,
+            transform_final=not self._asym,  # an asymmetric critic bootstraps from the clean final obs
         )
-        logp_buf = torch.empty((t_len, n), device=self.device)
-        rew_buf = torch.empty((t_len, n), device=self.device)
-        term_buf = torch.empty((t_len, n), device=self.device, dtype=torch.bool)
-        trunc_buf = torch.empty((t_len, n), device=self.device, dtype=torch.bool)
-        final_index: list[torch.Tensor] = []
-        final_obs: list[torch.Tensor] = []
-        check = self.device.type == "cpu"
-        for t in range(t_len):
-            obs_buf[t] = x
-            if self._asym:
-                critic_buf[t] = self._clean
-            action, logp = self._sample(x)
-            act_buf[t] = action
-            logp_buf[t] = logp
-            obs, reward, terminated, truncated, info = env.step(self._env_action(action))
-            rew_buf[t] = reward
-            term_buf[t] = terminated
-            trunc_buf[t] = truncated
-            if not check or bool(truncated.any()):
-                idx = truncated.nonzero().squeeze(1)
-                fin = info["final_obs"][idx].float()
-                final_index.append(torch.stack([torch.full_like(idx, t), idx], dim=1))
-                final_obs.append(fin if self._asym else self._see(fin))
-            self._clean = obs.float()
-            x = self._see(self._clean)
-        self._x = x
-        self.steps += t_len * n
-        obs_shape, dev = tuple(x.shape[1:]), self.device
-        return Rollout(
-            obs=obs_buf,
-            critic_obs=critic_buf,
-            actions=act_buf,
-            log_probs=logp_buf,
-            rewards=rew_buf,
-            terminated=term_buf,
-            truncated=trunc_buf,
-            last_critic_obs=self._clean if self._asym else x,
-            final_index=torch.cat(final_index) if final_index else torch.zeros((0, 2), dtype=torch.int64, device=dev),
-            final_critic_obs=torch.cat(final_obs) if final_obs else torch.zeros((0, *obs_shape), device=dev),
-        )
+        self._state = traj.state
+        self.steps += self.cfg.num_steps * self.env.num_envs
+        seen = traj.state.seen
+        assert seen is not None
+        if self._asym:
+            return Rollout(traj, traj.clean_obs, traj.state.obs.float(), traj.final_clean_obs)
+        return Rollout(traj, traj.obs, seen, traj.final_obs)
 
     @torch.no_grad()
     def advantages(self, roll: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GAE advantages, λ-returns and values, each ``[T, N]``, under the current critic."""
-        cfg, policy = self.cfg, self.policy
-        t_len, n = roll.rewards.shape
+        cfg, policy, traj = self.cfg, self.policy, roll.trajectory
+        t_len, n = traj.rewards.shape
         values = policy.value(roll.critic_obs.flatten(0, 1)).view(t_len, n)
         last_value = policy.value(roll.last_critic_obs)
         final_values = torch.zeros_like(values)
-        if roll.final_index.numel():
-            final_values[roll.final_index[:, 0], roll.final_index[:, 1]] = policy.value(roll.final_critic_obs)
-        done = roll.terminated | roll.truncated
-        next_values = next_values_from_rollout(values, last_value, done, final_values)
+        # one host-device sync per rollout (not per step): the truncated steps whose final obs bootstraps
+        idx = traj.truncated.nonzero()
+        if idx.numel():
+            final_values[idx[:, 0], idx[:, 1]] = policy.value(roll.final_critic_obs[idx[:, 0], idx[:, 1]])
+        next_values = next_values_from_rollout(values, last_value, traj.done, final_values)
         est = generalized_advantage_estimate(
-            roll.rewards, values, next_values, roll.terminated, roll.truncated, cfg.gamma, cfg.gae_lambda
+            traj.rewards, values, next_values, traj.terminated, traj.truncated, cfg.gamma, cfg.gae_lambda
         )
         return est.advantages, est.returns, values
 
@@ -392,14 +359,15 @@ class PPO:
         entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum().expand(x.shape[0])
         return logp, entropy
 
-    def update(self, roll: Rollout) -> dict[str, float]:
+    def update(self, roll: Rollout) -> Metrics:
         """PPO epochs over one rollout; returns ``train/…`` metrics."""
         cfg, policy = self.cfg, self.policy
         advantages, returns, values = self.advantages(roll)
-        obs = roll.obs.flatten(0, 1)
+        traj = roll.trajectory
+        obs = traj.obs.flatten(0, 1)
         critic_obs = roll.critic_obs.flatten(0, 1)
-        actions = roll.actions.flatten(0, 1)
-        old_logp = roll.log_probs.flatten(0, 1)
+        actions = traj.actions.flatten(0, 1)
+        old_logp = traj.extras["log_prob"].flatten(0, 1)
         adv, ret, old_v = advantages.flatten(), returns.flatten(), values.flatten()
         lr = linear_schedule(cfg.learning_rate, self.progress) if cfg.anneal_lr else cfg.learning_rate
         set_lr(self.optimizer, max(lr, 1e-12))
@@ -413,6 +381,7 @@ class PPO:
         table = torch.cat(columns, 1)
         params = list(policy.parameters())
         terms: list[torch.Tensor] = []
+        reg_terms: list[torch.Tensor] = []
         stop = False
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(batch, generator=self._shuffle_gen, device=self.device)
@@ -430,8 +399,13 @@ class PPO:
                     logp, b_logp, a, v, b_ret, b_v, entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )
+                total = loss.total
+                if self.hooks.regularizers:
+                    reg = regularization(self.hooks.regularizers, policy, Minibatch(o, act), self.progress)
+                    reg_terms.append(reg.detach())
+                    total = total + reg
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
+                total.backward()
                 if cfg.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
@@ -447,7 +421,7 @@ class PPO:
         s = torch.stack(terms).mean(0).tolist()
         var_ret = float(ret.var())
         explained = float("nan") if var_ret == 0 else 1.0 - float((ret - old_v).var()) / var_ret
-        return {
+        out: Metrics = {
             "train/policy_loss": s[0],
             "train/value_loss": s[1],
             "train/entropy": s[2],
@@ -459,7 +433,10 @@ class PPO:
             "train/clip_range": clip,
             "train/rollout_reward": float(roll.rewards.mean()),
         }
+        if reg_terms:
+            out["train/regularizer"] = float(torch.stack(reg_terms).mean())
+        return out
 
-    def iterate(self) -> dict[str, float]:
+    def iterate(self) -> Metrics:
         """One rollout of ``num_envs × num_steps`` transitions, then one PPO update."""
         return self.update(self.collect())

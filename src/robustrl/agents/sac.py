@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -23,16 +23,19 @@ from torch import nn
 from robustrl.agents.buffer import ReplayBuffer
 from robustrl.agents.common import (
     Generators,
-    add_obs_noise,
+    Metrics,
     check_num_envs,
-    check_obs_noise,
     make_adam,
     polyak_,
+    regularization,
     seeded_init,
+    store_transitions,
 )
 from robustrl.common.seeding import derive_seed
+from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import SquashedGaussianActorPolicy
+from robustrl.rollout import Act, StepContext, collect, start_collect
 
 _LOG2 = math.log(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -74,8 +77,6 @@ class SACConfig:
     """Hidden activation."""
     normalize_obs: bool = False
     """Keep a running observation normaliser inside the policy (updated with collected observations)."""
-    obs_noise: float = 0.0
-    """σ of Gaussian noise added to every observation the agent acts and learns on (Policy Smoothing)."""
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field."""
@@ -90,7 +91,6 @@ class SACConfig:
             raise ValueError(f"SACConfig.ent_coef must be ≥ 0 or None, got {self.ent_coef}")
         if self.learning_rate <= 0 or self.init_ent_coef <= 0:
             raise ValueError("SACConfig.learning_rate and init_ent_coef must be > 0")
-        check_obs_noise(self.obs_noise)
 
 
 SAC_PRESETS: dict[str, SACConfig] = {
@@ -155,16 +155,18 @@ class SAC:
     Args:
         env: the batched training env (Box actions).
         cfg: hyperparameters.
-        seed: seeds network initialisation, actions, observation noise and replay sampling.
+        seed: seeds network initialisation, actions, transform noise and replay sampling.
+        hooks: what a defense changes: observation/action transforms of collection, extra actor-loss terms.
     """
 
-    def __init__(self, env: VecEnv, cfg: SACConfig, *, seed: int) -> None:
+    def __init__(self, env: VecEnv, cfg: SACConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
         cfg.validate()
         check_num_envs(env.num_envs, cfg.num_envs, "SACConfig")
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"SAC needs a Box action space, got {env.action_space!r} (use dqn or ppo)")
         self.env = env
         self.cfg = cfg
+        self.hooks = hooks
         self.device = env.device
         gens = Generators(seed, self.device)
         with seeded_init(gens.seed):
@@ -193,15 +195,10 @@ class SAC:
         obs_shape = tuple(env.observation_space.shape or ())
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, (self.act_dim,), torch.float32, self.device)
         self._act_gen = gens.make(1)
-        self._noise_gen = gens.make(2)
         self._sample_gen = gens.make(3)
-        obs, _ = env.reset(seed=derive_seed(seed, 4))
-        self._x = self._see(obs)
+        self._state = start_collect(env, seed=derive_seed(seed, 4), generator=gens.make(2))
         self.steps = 0
         self.updates = 0
-
-    def _see(self, obs: torch.Tensor) -> torch.Tensor:
-        return add_obs_noise(obs.float(), self.cfg.obs_noise, self._noise_gen)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -225,36 +222,35 @@ class SAC:
     def _to_env(self, a: torch.Tensor) -> torch.Tensor:
         return a * self.policy.action_scale + self.policy.action_bias
 
-    @torch.no_grad()
-    def collect(self, vec_steps: int) -> float:
-        """Step all copies ``vec_steps`` times (uniform actions until learning_starts); returns the mean reward."""
-        env, n = self.env, self.env.num_envs
-        shape = tuple(env.action_space.shape or ())
-        rewards, seen = [], []
-        for _ in range(vec_steps):
-            x = self._x
-            if self.steps < self.cfg.learning_starts:
-                a = torch.rand((n, self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
-            else:
-                a, _ = self._sample(x, self._act_gen)
-            env_a = self._to_env(a)
-            obs, reward, terminated, truncated, info = env.step(env_a.reshape(n, *shape))
-            next_x = self._see(obs)
-            done = terminated | truncated
-            succ = next_x
-            if bool(done.any()):
-                fin = self._see(info["final_obs"])
-                succ = torch.where(done.view(-1, *([1] * (fin.dim() - 1))), fin, next_x)
-            self.buffer.add(x, env_a, reward, succ, terminated)
-            rewards.append(reward)
-            seen.append(x)
-            self._x = next_x
-            self.steps += n
-        if self.policy.obs_norm is not None and seen:
-            self.policy.obs_norm.update(torch.cat(seen))
-        return float(torch.stack(rewards).mean()) if rewards else 0.0
+    def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
+        if self.steps < self.cfg.learning_starts:
+            a = torch.rand((x.shape[0], self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
+        else:
+            a, _ = self._sample(x, self._act_gen)
+        env_a = self._to_env(a)
+        return Act(env_a, env_a.reshape(x.shape[0], *tuple(self.env.action_space.shape or ())))
 
-    def update(self, gradient_steps: int) -> dict[str, float]:
+    @torch.no_grad()
+    def collect(self, vec_steps: int) -> torch.Tensor:
+        """Step all copies ``vec_steps`` times (uniform actions until learning_starts) into the replay buffer.
+
+        Returns:
+            The mean reward of the collected steps, a scalar tensor (no host-device sync).
+        """
+        traj = collect(
+            self.policy,  # type: ignore[arg-type]
+            self.env,
+            vec_steps,
+            state=self._state,
+            act=self._act,
+            obs_transform=self.hooks.obs_transform,
+            action_transform=self.hooks.action_transform,
+        )
+        self._state = traj.state
+        self.steps += vec_steps * self.env.num_envs
+        return store_transitions(traj, self.buffer, self.policy.obs_norm)
+
+    def update(self, gradient_steps: int) -> Metrics:
         """``gradient_steps`` SAC updates on replay batches; returns ``train/…`` metrics."""
         cfg, policy = self.cfg, self.policy
         terms: list[torch.Tensor] = []
@@ -278,6 +274,10 @@ class SAC:
             for p in self._critic_params:
                 p.requires_grad_(True)
             actor_loss = sac_actor_loss(torch.min(qn1, qn2), logp, alpha)
+            if self.hooks.regularizers:
+                progress = self.steps / cfg.total_steps
+                batch = Minibatch(b.obs, b.actions)
+                actor_loss = actor_loss + regularization(self.hooks.regularizers, policy, batch, progress)
             alpha_loss = (
                 sac_temperature_loss(self.log_alpha, logp, self.target_entropy)
                 if cfg.ent_coef is None
@@ -290,14 +290,14 @@ class SAC:
             polyak_(self._target_params, self._critic_params, cfg.tau)
             self.updates += 1
             terms.append(torch.stack([critic_loss, actor_loss, alpha_loss, alpha]).detach())
-        s = torch.stack(terms).mean(0).tolist() if terms else [float("nan")] * 4
+        s: Any = torch.stack(terms).mean(0) if terms else [float("nan")] * 4  # tensors: no sync per update
         return {"train/critic_loss": s[0], "train/actor_loss": s[1], "train/alpha_loss": s[2], "train/alpha": s[3]}
 
-    def iterate(self) -> dict[str, float]:
+    def iterate(self) -> Metrics:
         """Collect ``train_freq`` env steps on every copy, then ``gradient_steps`` updates once warm."""
         cfg = self.cfg
         reward = self.collect(cfg.train_freq)
-        out: dict[str, float] = {"train/rollout_reward": reward}
+        out: Metrics = {"train/rollout_reward": reward}
         if self.buffer.size >= max(cfg.learning_starts, cfg.batch_size):
             out.update(self.update(cfg.gradient_steps))
         return out

@@ -1,47 +1,61 @@
 """``train(cfg) -> TrainResult``: the one entry point of online training, and ``robustrl train``.
 
-A run is fully described by a :class:`TrainConfig` (common fields) plus the algorithm's own frozen
-config (``PPOConfig``, ``DQNConfig``, ``SACConfig``), resolved from the per-env preset, ``--set key=value``
-overrides, and the common fields that also live in the algorithm config (``num_envs``, ``total_steps``,
-``obs_noise``). The same seed gives the same run: the same weights and the same evaluation returns.
+A run is fully described by a :class:`TrainConfig` (common fields), the algorithm's own frozen config
+(``PPOConfig``, ``DQNConfig``, ``SACConfig``: the per-env preset, ``--set key=value`` overrides, then the
+common fields that also live there, ``num_envs`` and ``total_steps``), the defense's typed config
+(``--defense NAME --defense-set key=value``; ``--obs-noise σ`` is short for ``--defense smoothing
+--defense-set sigma=σ``) and the env's physical parameters (fixed, or resampled at every episode start).
+The same seed gives the same run: the same weights and the same evaluation returns.
 
-Run folder (when ``out`` is given), every file written atomically::
+Run folder (when ``out`` is given), every file written atomically, all carrying the run's id::
 
-    config.json   resolved TrainConfig + algorithm config + provenance (written before training)
+    config.json   resolved TrainConfig + algorithm and defense configs + provenance (written before training)
     policy.zip    the policy (robustrl format, loads with robustrl.load_policy), refreshed at every evaluation
     eval.json     evaluation history, refreshed at every evaluation
-    result.json   summary written at the end
+    checkpoint.pt learner state for --resume (weights, optimiser, replay buffer, random streams), same times
+    result.json   summary written last: its presence marks the run finished
     tb/           TensorBoard event files (with tensorboard=True)
+
+An existing run folder is refused unless ``overwrite`` or ``resume`` (see :mod:`robustrl.agents.run_folder`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import logging
+import math
 import time
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args, get_origin
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustrl.agents.common import Agent, check_obs_noise
+from robustrl.agents.common import Agent, learner_state, load_learner_state
 from robustrl.agents.dqn import DQN, DQN_PRESETS, DQNConfig
 from robustrl.agents.metrics import MetricLogger
 from robustrl.agents.ppo import PPO, PPO_PRESETS, PPOConfig
+from robustrl.agents.run_folder import (
+    check_resume_config,
+    load_checkpoint,
+    new_run_id,
+    prepare_run_dir,
+    save_checkpoint,
+)
 from robustrl.agents.sac import SAC, SAC_PRESETS, SACConfig
-from robustrl.common.config import config_to_dict
+from robustrl.common.config import apply_overrides, config_to_dict
 from robustrl.common.io import write_json
+from robustrl.common.limits import check_count
 from robustrl.common.provenance import provenance
-from robustrl.common.seeding import derive_seed
-from robustrl.envs import NATIVE_ENVS, VecEnv, make_env
-from robustrl.evaluate.rollout import StepContext, rollout
+from robustrl.common.seeding import check_seed, derive_seed
+from robustrl.defenses.registry import DefenseName, defense_hooks, defense_name, resolve_defense
+from robustrl.defenses.smoothing import SmoothingConfig, check_sigma, smoothing_transform
+from robustrl.envs import NATIVE_ENVS, UniformParamSampler, VecEnv, make_env
+from robustrl.results import EvalRecord, TrainResult
+from robustrl.rollout import rollout
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +69,10 @@ ALGORITHMS: dict[str, tuple[type[Any], type[Any], dict[str, Any]]] = {
 }
 """Learner class, config class and per-env presets by algorithm name."""
 
-_COMMON_FIELDS = ("num_envs", "total_steps", "obs_noise")
+_COMMON_FIELDS = ("num_envs", "total_steps")
+
+__all__ = ["ALGORITHMS", "EvalRecord", "TrainConfig", "TrainResult", "apply_overrides", "resolve_algo_config",
+           "resolve_defense_config", "train"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +94,25 @@ class TrainConfig:
     eval_episodes: int = 32
     """Episodes per evaluation (deterministic policy)."""
     stop_at_return: float | None = None
-    """Stop once an evaluation's mean return reaches this (the noisy return when obs_noise > 0)."""
+    """Stop once an evaluation's mean return reaches this (the smoothed return under a smoothing defense)."""
     out: Path | None = None
     """Run folder for config.json, policy.zip, eval.json, result.json (None: write nothing)."""
+    defense: DefenseName = "none"
+    """Defense the agent trains with (smoothing: Gaussian observation noise, for Policy Smoothing)."""
+    defense_set: tuple[str, ...] = ()
+    """Options of the defense's config as key=value, e.g. sigma=0.2 for smoothing."""
     obs_noise: float = 0.0
-    """σ of Gaussian noise on every observation the agent acts and learns on (train for Policy Smoothing)."""
+    """Short for --defense smoothing --defense-set sigma=σ: Gaussian noise on every observation trained on."""
+    env_params: tuple[str, ...] = ()
+    """Physical parameters of the training env as name=value, e.g. length=0.7 (see robustrl envs)."""
+    env_randomize: tuple[str, ...] = ()
+    """Parameters drawn uniformly at every episode start as name=low:high, e.g. length=0.25:1.0."""
     set: tuple[str, ...] = ()
     """Overrides of the algorithm config (PPOConfig/DQNConfig/SACConfig fields) as key=value, e.g. hidden=64,64."""
+    overwrite: bool = False
+    """Replace the run already in OUT (its files are removed first; other files are never touched)."""
+    resume: bool = False
+    """Continue the run in OUT from its last checkpoint (the config must be the same)."""
     tensorboard: bool = False
     """Write TensorBoard event files to OUT/tb (needs the tensorboard package)."""
     progress: bool = False
@@ -92,126 +121,6 @@ class TrainConfig:
     """Torch device of the envs and the networks."""
     backend: Literal["auto", "native", "gymnasium"] = "auto"
     """Env implementation: native batched torch where one exists (auto), or always the Gymnasium adapter."""
-
-
-class EvalRecord(NamedTuple):
-    """One periodic evaluation."""
-
-    step: int
-    """Environment transitions collected before it."""
-    wall_time: float
-    """Seconds since training started (evaluation time included)."""
-    train_time: float
-    """Seconds spent training so far (evaluation time excluded)."""
-    mean_return: float
-    """Mean undiscounted return over the evaluation episodes, clean observations."""
-    std_return: float
-    """Standard deviation of those returns."""
-    mean_length: float
-    """Mean episode length."""
-    noisy_mean_return: float | None
-    """Mean return with N(0, obs_noise²) observation noise (None when obs_noise = 0)."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns."""
-
-    policy: nn.Module
-    """The trained policy (meets :class:`~robustrl.policies.base.Policy`; in eval mode)."""
-    algo_config: Any
-    """The resolved algorithm config (``PPOConfig``, ``DQNConfig`` or ``SACConfig``)."""
-    run_dir: Path | None
-    """The run folder, when one was written."""
-    history: tuple[EvalRecord, ...]
-    """Evaluations in order."""
-    steps: int
-    """Environment transitions collected."""
-    wall_time: float
-    """Seconds the whole run took."""
-    train_time: float
-    """Seconds of training, evaluation excluded."""
-    stopped_early: bool
-    """True when ``stop_at_return`` was reached before ``total_steps``."""
-
-    @property
-    def final_return(self) -> float:
-        """Mean return of the last evaluation (NaN if none ran)."""
-        return self.history[-1].mean_return if self.history else float("nan")
-
-    def __str__(self) -> str:
-        last = self.history[-1] if self.history else None
-        parts = [f"trained {self.steps} steps in {self.wall_time:.1f}s"]
-        if last is not None:
-            parts.append(f"eval return {last.mean_return:.1f} ± {last.std_return:.1f}")
-            if last.noisy_mean_return is not None:
-                parts.append(f"noisy {last.noisy_mean_return:.1f}")
-        text = ", ".join(parts)
-        if self.stopped_early:
-            text += " (target reached)"
-        if self.run_dir is not None:
-            text += f" → {self.run_dir}"
-        return text
-
-
-def _convert(value: str, tp: Any, key: str) -> Any:
-    """Convert the text of a ``--set`` override to the field type ``tp``."""
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value.lower() in ("none", "null") and len(args) < len(get_args(tp)):
-            return None
-        return _convert(value, args[0], key)
-    if origin is Literal:
-        choices = get_args(tp)
-        for c in choices:
-            if str(c) == value:
-                return c
-        raise ValueError(f"--set {key}={value}: expected one of {[str(c) for c in choices]}")
-    if origin is tuple:
-        inner = next(a for a in get_args(tp) if a is not Ellipsis)
-        items = [v for v in value.replace(" ", "").split(",") if v]
-        return tuple(_convert(v, inner, key) for v in items)
-    if tp is bool:
-        low = value.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"--set {key}={value}: expected true or false")
-    try:
-        return tp(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--set {key}={value}: expected {getattr(tp, '__name__', tp)}") from err
-
-
-def apply_overrides(cfg: Any, overrides: tuple[str, ...] | list[str]) -> Any:
-    """A copy of the config dataclass ``cfg`` with ``key=value`` overrides converted to each field's type.
-
-    Tuples are comma-separated (``hidden=256,256``), optional fields accept ``none``.
-
-    Raises:
-        ValueError: malformed item, unknown key (with close names), or a value of the wrong type.
-
-    Example:
-        >>> from robustrl.agents.ppo import PPOConfig
-        >>> apply_overrides(PPOConfig(), ["hidden=32,32", "target_kl=none"]).hidden
-        (32, 32)
-    """
-    hints = typing.get_type_hints(type(cfg))
-    names = [f.name for f in dataclasses.fields(cfg)]
-    values: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=3)
-            hint = f"; did you mean {close}?" if close else ""
-            raise ValueError(f"unknown {type(cfg).__name__} key {key!r} in --set{hint} (keys: {', '.join(names)})")
-        values[key] = _convert(text.strip(), hints[key], key)
-    return dataclasses.replace(cfg, **values)
 
 
 def resolve_algo_config(cfg: TrainConfig) -> AlgoConfig:
@@ -224,8 +133,10 @@ def resolve_algo_config(cfg: TrainConfig) -> AlgoConfig:
         key = item.partition("=")[0].strip().replace("-", "_")
         if key in _COMMON_FIELDS:
             raise ValueError(f"set {key} with --{key.replace('_', '-')}, not --set")
+        if key in ("obs_noise", "critic_obs"):
+            raise ValueError(f"set {key} with --defense smoothing --defense-set (or --obs-noise), not --set")
     algo_cfg = apply_overrides(base, cfg.set)
-    common: dict[str, Any] = {"obs_noise": float(cfg.obs_noise)}
+    common: dict[str, Any] = {}
     if cfg.num_envs is not None:
         common["num_envs"] = cfg.num_envs
     if cfg.total_steps is not None:
@@ -235,18 +146,79 @@ def resolve_algo_config(cfg: TrainConfig) -> AlgoConfig:
     return algo_cfg  # type: ignore[no-any-return]
 
 
+def resolve_defense_config(cfg: TrainConfig) -> Any | None:
+    """The typed config of the run's defense (None: no defense); ``obs_noise`` > 0 means smoothing at that σ.
+
+    Example:
+        >>> resolve_defense_config(TrainConfig(obs_noise=0.2))
+        SmoothingConfig(sigma=0.2, critic_obs='clean')
+    """
+    sigma = check_sigma(cfg.obs_noise, "obs_noise", allow_zero=True)
+    if sigma > 0:
+        if cfg.defense not in ("none", "smoothing"):
+            raise ValueError(f"--obs-noise is the smoothing defense; it does not combine with --defense {cfg.defense}")
+        if any(item.partition("=")[0].strip() == "sigma" for item in cfg.defense_set):
+            raise ValueError("give the smoothing σ once: --obs-noise or --defense-set sigma=..., not both")
+        return resolve_defense("smoothing", cfg.defense_set, sigma=sigma)
+    return resolve_defense(cfg.defense, cfg.defense_set)
+
+
+def parse_env_params(items: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """``("length=0.7", ...)`` → ``{"length": 0.7}``; a malformed item is a ``ValueError`` naming it."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not sep or not name or not math.isfinite(value):
+            raise ValueError(f"--env-params expects name=number with a finite number, got {item!r}")
+        if name in out:
+            raise ValueError(f"--env-params sets {name!r} twice")
+        out[name] = value
+    return out
+
+
+def parse_param_ranges(items: tuple[str, ...] | list[str]) -> dict[str, tuple[float, float]]:
+    """``("length=0.25:1.0", ...)`` → ``{"length": (0.25, 1.0)}``; a malformed item is a ``ValueError`` naming it."""
+    out: dict[str, tuple[float, float]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        low_text, colon, high_text = text.partition(":")
+        try:
+            low, high = float(low_text), float(high_text)
+        except ValueError:
+            low = high = math.nan
+        if not sep or not colon or not name or not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise ValueError(f"--env-randomize expects name=low:high with finite low ≤ high, got {item!r}")
+        if name in out:
+            raise ValueError(f"--env-randomize sets {name!r} twice")
+        out[name] = (low, high)
+    return out
+
+
 def _check(cfg: TrainConfig) -> None:
-    check_obs_noise(cfg.obs_noise)
+    check_seed(cfg.seed)
     if cfg.eval_every < 0:
         raise ValueError(f"eval_every must be ≥ 0, got {cfg.eval_every}")
     if cfg.eval_episodes < 1:
         raise ValueError(f"eval_episodes must be ≥ 1, got {cfg.eval_episodes}")
     if cfg.total_steps is not None and cfg.total_steps < 1:
         raise ValueError(f"total_steps must be ≥ 1, got {cfg.total_steps}")
-    if cfg.num_envs is not None and cfg.num_envs < 1:
-        raise ValueError(f"num_envs must be ≥ 1, got {cfg.num_envs}")
+    if cfg.num_envs is not None:
+        check_count(cfg.num_envs, "num_envs")
+    if cfg.total_steps is not None:
+        check_count(cfg.total_steps, "total_steps")
+    check_count(cfg.eval_episodes, "eval_episodes")
     if cfg.tensorboard and cfg.out is None:
         raise ValueError("tensorboard=True needs a run folder: pass out")
+    if (cfg.overwrite or cfg.resume) and cfg.out is None:
+        raise ValueError("--overwrite and --resume need a run folder: pass --out")
+    if cfg.stop_at_return is not None and not math.isfinite(cfg.stop_at_return):
+        raise ValueError(f"stop_at_return must be a finite number, got {cfg.stop_at_return}")
 
 
 def _child_seed(seed: int, key: int) -> int:
@@ -255,19 +227,18 @@ def _child_seed(seed: int, key: int) -> int:
     return child
 
 
-def _make(cfg: TrainConfig, num_envs: int, seed: int | None) -> VecEnv:
+def _make(cfg: TrainConfig, num_envs: int, seed: int | None, *, randomize: bool = True) -> VecEnv:
     kwargs: dict[str, Any] = {} if cfg.backend == "auto" else {"backend": cfg.backend}
+    params = parse_env_params(cfg.env_params)
+    if params:
+        kwargs["params"] = params
+    ranges = parse_param_ranges(cfg.env_randomize)
+    if ranges and randomize:
+        overlap = sorted(set(ranges) & set(params))
+        if overlap:
+            raise ValueError(f"{overlap} are both fixed (--env-params) and randomised (--env-randomize)")
+        kwargs["param_sampler"] = UniformParamSampler(ranges)
     return make_env(cfg.env, num_envs, device=cfg.device, seed=seed, **kwargs)
-
-
-def gaussian_obs_noise(sigma: float) -> Any:
-    """An ``obs_transform`` for :func:`~robustrl.evaluate.rollout` adding ``N(0, σ²I)`` from the rollout's generator."""
-
-    def transform(obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        noise = torch.randn(obs.shape, generator=ctx.generator, device=obs.device, dtype=torch.float32)
-        return obs.float() + sigma * noise
-
-    return transform
 
 
 def _evaluate(
@@ -279,7 +250,7 @@ def _evaluate(
     noisy = None
     if obs_noise > 0:
         noisy = rollout(
-            policy, env, episodes, seed=_child_seed(seed, 1), obs_transform=gaussian_obs_noise(obs_noise)  # type: ignore[arg-type]
+            policy, env, episodes, seed=_child_seed(seed, 1), obs_transform=smoothing_transform(obs_noise)  # type: ignore[arg-type]
         ).returns
     policy.train()
     return res.returns, res.lengths, noisy
@@ -306,47 +277,68 @@ def train(cfg: TrainConfig) -> TrainResult:
     """
     _check(cfg)
     algo_cfg = resolve_algo_config(cfg)
+    defense = resolve_defense_config(cfg)
     agent_cls = ALGORITHMS[cfg.algo][0]
     run_dir = Path(cfg.out) if cfg.out is not None else None
-    meta = {
+    meta: dict[str, Any] = {
+        "run_id": new_run_id(),
         "train": config_to_dict(cfg),
         "algo": config_to_dict(algo_cfg),
         "algo_class": type(algo_cfg).__name__,
+        "defense": {"name": defense_name(defense), **(config_to_dict(defense) if defense is not None else {})},
         "provenance": provenance(),
     }
+    checkpoint = None
+    if run_dir is not None and prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=cfg.resume):
+        meta["run_id"] = check_resume_config(run_dir, meta)
+        checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+        if checkpoint.get("run_id") != meta["run_id"]:
+            raise ValueError(f"--resume: checkpoint.pt in {str(run_dir)!r} belongs to another run than config.json")
+    parse_env_params(cfg.env_params)  # bad env options fail before any work
+    parse_param_ranges(cfg.env_randomize)
     eval_n = cfg.eval_episodes if cfg.env in NATIVE_ENVS and cfg.backend != "gymnasium" else min(cfg.eval_episodes, 8)
     with contextlib.ExitStack() as stack:
         env = _make(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
         stack.callback(env.close)
-        eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11))
+        eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11), randomize=False)  # evaluate at nominal params
         stack.callback(eval_env.close)
-        agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed)  # bad env/algorithm pairs fail here
+        agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed, hooks=defense_hooks(defense))  # bad pairs fail here
+        if checkpoint is not None:
+            load_learner_state(agent, checkpoint["learner"])
         metrics = MetricLogger(run_dir / "tb" if (run_dir is not None and cfg.tensorboard) else None)
         stack.callback(metrics.close)
-        if run_dir is not None:
+        if run_dir is not None and checkpoint is None:
             write_json(run_dir / "config.json", meta)
-        return _loop(cfg, algo_cfg, agent, eval_env, metrics, run_dir, meta)
+        sigma = defense.sigma if isinstance(defense, SmoothingConfig) else 0.0
+        return _loop(cfg, algo_cfg, sigma, agent, eval_env, metrics, run_dir, meta, checkpoint)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _loop(
     cfg: TrainConfig,
     algo_cfg: AlgoConfig,
+    smoothing_sigma: float,
     agent: Agent,
     eval_env: VecEnv,
     metrics: MetricLogger,
     run_dir: Path | None,
     meta: dict[str, Any],
+    checkpoint: dict[str, Any] | None,
 ) -> TrainResult:
     from robustrl.policies import save_policy
 
     total = algo_cfg.total_steps
     history: list[EvalRecord] = []
-    start = time.perf_counter()
     eval_time = 0.0
     next_eval = cfg.eval_every if cfg.eval_every > 0 else total
+    earlier = 0.0  # seconds of the run before a resumption
+    if checkpoint is not None:
+        history = [EvalRecord(**r) for r in checkpoint["history"]]
+        next_eval = int(checkpoint["next_eval"])
+        earlier, eval_time = float(checkpoint["wall_time"]), float(checkpoint["eval_time"])
+    start = time.perf_counter() - earlier
     stopped = False
-    bar = tqdm(total=total, desc=f"{cfg.algo} {cfg.env}", unit="step", disable=not cfg.progress)
+    bar = tqdm(total=total, initial=agent.steps, desc=f"{cfg.algo} {cfg.env}", unit="step", disable=not cfg.progress)
 
     def do_eval() -> bool:
         nonlocal eval_time
@@ -354,7 +346,7 @@ def _loop(
         k = len(history)
         returns, lengths, noisy = _evaluate(
             agent.policy, eval_env, cfg.eval_episodes, seed=_child_seed(cfg.seed, 1000 + k),
-            obs_noise=algo_cfg.obs_noise,
+            obs_noise=smoothing_sigma,
         )
         eval_time += time.perf_counter() - t0
         now = time.perf_counter() - start
@@ -379,7 +371,12 @@ def _loop(
         bar.set_postfix(eval=f"{rec.mean_return:.1f}")
         if run_dir is not None:
             save_policy(agent.policy, run_dir / "policy.zip", env_id=cfg.env, config=meta)  # type: ignore[arg-type]
-            write_json(run_dir / "eval.json", [r._asdict() for r in history])
+            records = [dataclasses.asdict(r) for r in history]
+            write_json(run_dir / "eval.json", records)
+            save_checkpoint(run_dir / "checkpoint.pt", {
+                "run_id": meta["run_id"], "learner": learner_state(agent), "history": records,
+                "next_eval": next_eval, "wall_time": time.perf_counter() - start, "eval_time": eval_time,
+            })
         target = rec.mean_return if rec.noisy_mean_return is None else rec.noisy_mean_return
         return cfg.stop_at_return is not None and target >= cfg.stop_at_return
 
@@ -403,25 +400,22 @@ def _loop(
     wall = time.perf_counter() - start
     agent.policy.eval()
     result = TrainResult(
-        policy=agent.policy,
-        algo_config=algo_cfg,
-        run_dir=run_dir,
-        history=tuple(history),
+        env_id=cfg.env,
+        algo=cfg.algo,
+        seed=cfg.seed,
         steps=agent.steps,
         wall_time=wall,
         train_time=wall - eval_time,
         stopped_early=stopped,
+        history=tuple(history),
+        config={k: v for k, v in meta.items() if k not in ("provenance", "run_id")},
+        provenance=meta["provenance"],
+        last_train_metrics=metrics.latest,
+        run_dir=str(run_dir) if run_dir is not None else None,
+        run_id=meta["run_id"],
+        policy=agent.policy,
+        algo_config=algo_cfg,
     )
     if run_dir is not None:
-        write_json(
-            run_dir / "result.json",
-            {
-                "steps": result.steps,
-                "wall_time": result.wall_time,
-                "train_time": result.train_time,
-                "stopped_early": result.stopped_early,
-                "final_return": result.final_return,
-                "last_train_metrics": metrics.latest,
-            },
-        )
+        result.save(run_dir / "result.json")  # last: its presence marks the run finished
     return result

@@ -2,12 +2,21 @@
 
 * Policy Smoothing (Kumar, Levine & Feizi, ICLR 2022): :func:`expected_return_bound`,
   :func:`percentile_bound`, :func:`per_step_budget` (pure maths); :class:`SmoothedPolicy` and
-  :func:`sample_smoothed_returns` (the sampler on the shared rollout engine); :func:`certify_policy`
-  (end to end, returns a :class:`Certificate` that saves to JSON; :func:`load_certificate`).
+  :func:`sample_smoothed_returns` (the sampler on the shared rollout engine); :func:`certify`
+  ``(CertifyConfig) -> Certificate`` end to end (:func:`certify_policy` is its keyword form; the
+  :class:`~robustrl.results.Certificate` saves to JSON and loads back with :func:`load_certificate`).
 * CROP per-state action certificate (Wu et al., ICLR 2022): :func:`action_certificate`.
+
+``robustrl.certify`` is also callable as :func:`certify` (``robustrl.certify(cfg)``), the way
+``robustrl.rollout`` is callable as the rollout function.
 """
 
-from robustrl.certify.certificate import Certificate, certify_policy, load_certificate
+import sys
+import types
+from typing import Any
+
+from robustrl.certify.certificate import Certificate, certify, certify_policy, load_certificate
+from robustrl.certify.config import CertifyConfig
 from robustrl.certify.crop import ActionCertificate, action_certificate, hoeffding_margin
 from robustrl.certify.sampler import SmoothedPolicy, sample_smoothed_returns, smoothing_transform
 from robustrl.certify.smoothing import (
@@ -25,10 +34,12 @@ from robustrl.certify.smoothing import (
 __all__ = [
     "ActionCertificate",
     "Certificate",
+    "CertifyConfig",
     "PercentileBound",
     "ReturnBound",
     "SmoothedPolicy",
     "action_certificate",
+    "certify",
     "certify_policy",
     "clopper_pearson_lower",
     "dkw_margin",
@@ -42,3 +53,13 @@ __all__ = [
     "sample_smoothed_returns",
     "smoothing_transform",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """This package, callable as :func:`certify`."""
+
+    def __call__(self, cfg: CertifyConfig, **kwargs: Any) -> Certificate:
+        return certify(cfg, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,115 +1,28 @@
-"""The smoothed policy and the smoothed-rollout sampler (on the shared rollout engine).
+"""The smoothed-rollout sampler of certification (on the shared rollout engine).
 
 Policy Smoothing (Kumar, Levine & Feizi, ICLR 2022) certifies the *smoothed* policy: Gaussian noise
-``N(0, σ² I)`` is added to every observation before the base policy acts. :class:`SmoothedPolicy` is that
-policy; the noise comes from the explicit generator the rollout engine passes to ``act``. Because the
-noise is added inside the policy, an observation attack given to the engine as ``obs_transform`` perturbs
-the observation *before* the noise, exactly the threat model of the certificate.
+``N(0, σ² I)`` is added to every observation before the base policy acts. The smoothed policy and the noise
+live in :mod:`robustrl.defenses.smoothing` (re-exported here); because the noise is added inside the policy,
+an observation attack given to the engine as ``obs_transform`` perturbs the observation *before* the noise,
+exactly the threat model of the certificate.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from typing import Any
-
-import gymnasium as gym
 import torch
 
+from robustrl.defenses.smoothing import SmoothedPolicy, smoothing_transform
 from robustrl.envs.base import VecEnv
-from robustrl.evaluate import ObsTransform, RolloutResult, StepContext, rollout
 from robustrl.policies.base import Policy, policy_device
+from robustrl.rollout import RolloutResult, rollout
 
-
-class SmoothedPolicy:
-    """``π_σ(obs) = π(obs + σ·ε)``, ``ε ~ N(0, I)`` drawn from the generator passed to :meth:`act`.
-
-    Args:
-        policy: the base policy (our networks, SB3 or TorchScript wrappers: anything meeting
-            :class:`~robustrl.policies.base.Policy`).
-        sigma: noise std σ > 0, in observation units.
-
-    Example:
-        >>> import torch, gymnasium as gym
-        >>> class Sign:
-        ...     observation_space = gym.spaces.Box(-1.0, 1.0, (1,))
-        ...     action_space = gym.spaces.Discrete(2)
-        ...     def act(self, obs, *, deterministic=True, generator=None):
-        ...         return (obs[:, 0] > 0).long()
-        >>> pi = SmoothedPolicy(Sign(), sigma=1.0)
-        >>> a = pi.act(torch.full((100_000, 1), 1.0), generator=torch.Generator().manual_seed(0))
-        >>> round(a.double().mean().item(), 2)  # P(1 + N(0, 1) > 0) = Φ(1) ≈ 0.84
-        0.84
-
-    """
-
-    def __init__(self, policy: Policy, sigma: float) -> None:
-        s = float(sigma)
-        if not math.isfinite(s) or s <= 0:
-            raise ValueError(f"sigma must be a finite number > 0 (the smoothing noise std), got {sigma!r}")
-        self.policy = policy
-        """The base policy."""
-        self.sigma = s
-        """Noise std σ."""
-        self.observation_space: gym.Space[Any] = policy.observation_space
-        self.action_space: gym.Space[Any] = policy.action_space
-
-    def noise(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Draw ``σ·ε`` shaped like ``obs`` from ``generator`` (on ``obs``'s device and dtype)."""
-        eps = torch.randn(obs.shape, generator=generator, device=obs.device, dtype=obs.dtype)
-        return eps.mul_(self.sigma)
-
-    def act(
-        self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Actions of the base policy at ``obs + σ·ε`` (``obs [N, *obs_shape]``).
-
-        Raises:
-            ValueError: without a generator (robustrl never reads global random state).
-
-        """
-        if generator is None:
-            raise ValueError("SmoothedPolicy.act needs an explicit generator for the observation noise")
-        if not torch.is_floating_point(obs):
-            raise ValueError(f"SmoothedPolicy needs float observations, got dtype {obs.dtype}")
-        return self.policy.act(obs + self.noise(obs, generator), deterministic=deterministic, generator=generator)
-
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        """The base policy's parameters (none for parameter-free policies)."""
-        params = getattr(self.policy, "parameters", None)
-        return iter(params()) if callable(params) else iter(())
-
-    def __repr__(self) -> str:
-        return f"SmoothedPolicy(sigma={self.sigma}, policy={type(self.policy).__name__})"
-
-
-def smoothing_transform(sigma: float, attack: ObsTransform | None = None) -> ObsTransform:
-    """An ``obs_transform`` for :func:`robustrl.evaluate.rollout`: ``attack(obs) + N(0, σ² I)``.
-
-    Run the *base* policy with it and the rollout is the smoothed policy's (noise from the rollout's
-    generator). With ``attack`` the adversary perturbs the clean observation first, seeing the base policy
-    as ``ctx.policy`` (configure EOT attacks with the same σ), and the noise is added after, which is the
-    Policy Smoothing threat model. Without ``attack`` it is equivalent in law to :class:`SmoothedPolicy`.
-
-    Example:
-        >>> import robustrl
-        >>> from robustrl.policies import ActorCriticPolicy
-        >>> env = robustrl.make_env("CartPole-v1", 8, seed=0)
-        >>> pi = ActorCriticPolicy(env.observation_space, env.action_space)
-        >>> robustrl.rollout(pi, env, 8, seed=0, obs_transform=smoothing_transform(0.2)).returns.shape
-        torch.Size([8])
-
-    """
-    s = float(sigma)
-    if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-
-    def transform(obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        seen = attack(obs, ctx) if attack is not None else obs
-        eps = torch.randn(seen.shape, generator=ctx.generator, device=seen.device, dtype=seen.dtype)
-        return seen + s * eps
-
-    return transform
+__all__ = [
+    "SmoothedPolicy",
+    "check_same_device",
+    "default_num_envs",
+    "sample_smoothed_returns",
+    "smoothing_transform",
+]
 
 
 def check_same_device(policy: Policy, device: torch.device) -> None:
@@ -157,7 +70,7 @@ def sample_smoothed_returns(
         progress: show a progress bar.
 
     Returns:
-        :class:`~robustrl.evaluate.RolloutResult`: ``returns`` float64 ``[episodes]``, ``lengths``.
+        :class:`~robustrl.rollout.RolloutResult`: ``returns`` float64 ``[episodes]``, ``lengths``.
 
     Raises:
         ValueError: policy and env on different devices, bad σ or episodes.

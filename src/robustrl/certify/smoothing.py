@@ -159,6 +159,9 @@ def _shifted_probability(p: np.ndarray, budgets: np.ndarray, sigma: float) -> np
 # --------------------------------------------------------------------------------------------------
 Method = Literal["dkw", "cp"]
 
+_CHUNK_ELEMENTS = 1 << 18
+"""Budget × threshold entries computed at once by :func:`expected_return_bound` (a few MiB per temporary)."""
+
 
 @dataclass(frozen=True)
 class ReturnBound:
@@ -349,9 +352,12 @@ def expected_return_bound(
         raise ValueError(f"method must be 'dkw' or 'cp', got {method!r}")
 
     widths = np.diff(np.concatenate(([v0], v)))
-    probs = _shifted_probability(p_low, b, s)  # [K, k]
     clean = float(v0 + np.sum(p_low * widths))
-    bounds = v0 + np.sum(probs * widths[None, :], axis=1)
+    bounds = np.empty(b.size, dtype=np.float64)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, v.size))  # budgets per chunk: memory stays O(K + k), not O(K·k)
+    for lo in range(0, b.size, rows):
+        probs = _shifted_probability(p_low, b[lo : lo + rows], s)  # [chunk, k]
+        bounds[lo : lo + rows] = v0 + np.sum(probs * widths[None, :], axis=1)
     bounds[b == 0] = clean  # exactly the clean bound, whatever the summation order
     if clean <= v0:
         logger.warning("cert: no threshold has a positive lower probability; every bound is the floor %s", v0)

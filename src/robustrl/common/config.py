@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import difflib
 import enum
 import functools
 import inspect
@@ -208,3 +209,63 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
             value = tp(value)
         values[key] = value
     return cls(**values)
+
+
+def _convert(value: str, tp: Any, key: str, what: str) -> Any:
+    """Convert the text of a ``--set`` override to the field type ``tp``."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value.lower() in ("none", "null") and len(args) < len(get_args(tp)):
+            return None
+        return _convert(value, args[0], key, what)
+    if origin is Literal:
+        choices = get_args(tp)
+        for c in choices:
+            if str(c) == value:
+                return c
+        raise ValueError(f"{what} {key}={value}: expected one of {[str(c) for c in choices]}")
+    if origin is tuple:
+        inner = next(a for a in get_args(tp) if a is not Ellipsis)
+        items = [v for v in value.replace(" ", "").split(",") if v]
+        return tuple(_convert(v, inner, key, what) for v in items)
+    if tp is bool:
+        low = value.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{what} {key}={value}: expected true or false")
+    try:
+        return tp(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} {key}={value}: expected {getattr(tp, '__name__', tp)}") from err
+
+
+def apply_overrides(cfg: C, overrides: tuple[str, ...] | list[str], *, what: str = "--set") -> C:
+    """A copy of the config dataclass ``cfg`` with ``key=value`` overrides converted to each field's type.
+
+    Tuples are comma-separated (``hidden=256,256``), optional fields accept ``none``.
+
+    Raises:
+        ValueError: malformed item, unknown key (with close names), or a value of the wrong type.
+
+    Example:
+        >>> from robustrl.agents.ppo import PPOConfig
+        >>> apply_overrides(PPOConfig(), ["hidden=32,32", "target_kl=none"]).hidden
+        (32, 32)
+    """
+    hints = typing.get_type_hints(type(cfg))
+    names = [f.name for f in dataclasses.fields(cfg)]  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"{what} expects key=value, got {item!r}")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"unknown {type(cfg).__name__} key {key!r} in {what}{hint} (keys: {', '.join(names)})")
+        values[key] = _convert(text.strip(), hints[key], key, what)
+    return dataclasses.replace(cfg, **values)  # type: ignore[type-var]

@@ -4,7 +4,19 @@
 their physical parameters and return floors. See ``docs/envs.md``.
 """
 
-from robustrl.envs.base import ParamValue, StepResult, VecEnv
-from robustrl.envs.registry import NATIVE_ENVS, EnvInfo, list_envs, make_env
+from robustrl.envs.base import EnvInfo, ParamValue, StepResult, VecEnv
+from robustrl.envs.registry import NATIVE_ENVS, list_envs, make_env
+from robustrl.envs.samplers import ChoiceParamSampler, ParamSampler, UniformParamSampler
 
-__all__ = ["NATIVE_ENVS", "EnvInfo", "ParamValue", "StepResult", "VecEnv", "list_envs", "make_env"]
+__all__ = [
+    "NATIVE_ENVS",
+    "ChoiceParamSampler",
+    "EnvInfo",
+    "ParamSampler",
+    "ParamValue",
+    "StepResult",
+    "UniformParamSampler",
+    "VecEnv",
+    "list_envs",
+    "make_env",
+]

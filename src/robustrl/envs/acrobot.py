@@ -96,6 +96,11 @@ class AcrobotEnv(NativeVecEnv):
     }
     STATE_DIM: ClassVar[int] = 4
     MAX_EPISODE_STEPS: ClassVar[int] = 500
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = (1,)
+    DISTURBANCE_DOC: ClassVar[str] = (
+        "torque on the actuated joint between the links (N·m, the sign of the action's torque), added to the"
+        " action's torque in {-1, 0, 1} and held through the RK4 step (like Gymnasium's torque noise)"
+    )
 
     def __init__(self, num_envs: int = 1, *, book_or_nips: Literal["book", "nips"] = "book", **kwargs: Any) -> None:
         if book_or_nips not in ("book", "nips"):
@@ -111,8 +116,12 @@ class AcrobotEnv(NativeVecEnv):
         # Gymnasium draws in float64 and stores the initial state as float32.
         return u.mul_(0.2).sub_(0.1).to(torch.float32).to(self.dtype)
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         torque = action.to(self.dtype) - 1.0  # AVAIL_TORQUE = [-1, 0, +1]
+        if disturbance is not None:
+            torque = torque + disturbance[:, 0]
         ns = rk4_step(state, torque, self._p, self.book_or_nips == "book")
         th1, th2, v1, v2 = ns.unbind(0)
         ns = torch.stack(

@@ -8,24 +8,44 @@ float32, integer ones such as Atari frames keep their dtype), rewards float32, f
 
 Physical parameters: for MuJoCo envs ``mass_scale`` and ``friction_scale`` (a float or one value per copy)
 scale each copy's ``model.body_mass`` / ``model.geom_friction`` relative to the nominal values read when the
-env was made. For other envs a parameter name is an attribute of the unwrapped env (``length`` for
-CartPole...), set on each copy.
+env was made; ``<body>_mass`` (one per named body, e.g. ``torso_mass``) sets a body's mass in kg and
+``world_friction`` the sliding friction of the geoms on the world body (the floor). The composition is
+``body_mass[b] = <body>_mass · mass_scale`` and ``friction[floor, 0] = world_friction · friction_scale``; at the
+defaults the model is the nominal one. For other envs a parameter name is an attribute of the unwrapped env
+(``length`` for CartPole...), set on each copy.
+
+Disturbances (MuJoCo only, ``disturbance_bodies=[...]``): ``step(action, disturbance=d)`` with ``d`` of shape
+``[N, len(bodies), 6]`` writes ``d[i, j]`` = (force xyz in N, torque xyz in N·m, world frame, at the body's
+centre of mass) into copy ``i``'s ``data.xfrc_applied`` for body ``j`` for that step's ``frame_skip``
+simulator steps, then zeroes it.
+
+Parameter samplers: the adapter draws a copy's parameters for an episode when the episode before it starts
+(at ``reset()`` both the current and the next), and the sub-env applies them inside its own reset, before its
+first observation of the episode (so observations that depend on masses are right from the start).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from robustrl.envs.base import ParamValue, StepResult
+from robustrl.common.seeding import torch_generator
+from robustrl.envs.base import EnvInfo, ParamValue, StepResult, check_disturbance, suggest_ids
+from robustrl.envs.samplers import ParamSampler, check_sampler, draw_params
 
 MUJOCO_SCALES = ("mass_scale", "friction_scale")
 """Parameters of every MuJoCo env: multipliers of the nominal body masses and geom frictions."""
+WORLD_FRICTION = "world_friction"
+"""MuJoCo parameter: sliding friction of the geoms on the world body (the floor), absolute."""
+BODY_MASS_SUFFIX = "_mass"
+"""MuJoCo parameter ``<body>_mass``: the absolute mass (kg) of a named body."""
 
 
 def _is_mujoco(spec: gym.envs.registration.EnvSpec) -> bool:
@@ -43,10 +63,13 @@ def _register_ale() -> bool:
     return True
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise a ValueError naming ``env_id`` (with close ids, or the extra to install) if it cannot be made."""
-    from robustrl.envs.registry import NATIVE_ENVS, suggest_ids
+def check_env_id(env_id: str, known: Iterable[str] = ()) -> None:
+    """Raise a ValueError naming ``env_id`` (with close ids, or the extra to install) if it cannot be made.
 
+    Args:
+        env_id: the id to check.
+        known: ids served elsewhere (the native ones), suggested alongside Gymnasium's.
+    """
     if ":" in env_id:  # "module:Env-v0": Gymnasium imports the module itself
         return
     if env_id.startswith("ALE/") and env_id not in gym.registry and not _register_ale():
@@ -54,35 +77,61 @@ def check_env_id(env_id: str) -> None:
     if env_id not in gym.registry:
         _register_ale()
     if env_id not in gym.registry:
-        known = sorted(set(gym.registry) | set(NATIVE_ENVS))
-        raise ValueError(f"unknown env id {env_id!r}{suggest_ids(env_id, known)}")
+        ids = sorted(set(gym.registry) | set(known))
+        raise ValueError(f"unknown env id {env_id!r}{suggest_ids(env_id, ids)}")
 
 
 class PhysicalParams(gym.Wrapper[Any, Any, Any, Any]):
-    """Sets physical parameters of one Gymnasium env through ``set_attr("robustrl_params", {...})``.
+    """One Gymnasium env's robustrl hooks, driven through ``set_attr``: parameters, pending ones, forces.
 
-    Nominal MuJoCo masses and frictions are stored when the wrapper is built, so scales are always relative to
-    the registration's model, never compounded.
+    ``robustrl_params`` applies parameters now; ``robustrl_pending_params`` stores parameters applied at the
+    env's next reset (before it resets); ``robustrl_disturbance`` an external force ``[B, 6]`` on the bodies
+    named by ``robustrl_disturbance_bodies``, for the next step only. Nominal MuJoCo masses and frictions
+    are stored when the wrapper is built, so scales are always relative to the registration's model, never
+    compounded.
     """
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         super().__init__(env)
         model = getattr(env.unwrapped, "model", None)
         self._nominal: dict[str, np.ndarray] = {}
+        self._bodies: dict[str, int] = {}
+        self._world_geoms: np.ndarray = np.empty(0, dtype=np.int64)
+        self._scale: dict[str, float] = dict.fromkeys(MUJOCO_SCALES, 1.0)
+        self._body_mass: np.ndarray = np.empty(0)
+        self._world_friction: float | None = None
+        self._pending: dict[str, float] = {}
+        self._force_ids: np.ndarray = np.empty(0, dtype=np.int64)
+        self._force: np.ndarray | None = None
         if model is not None and hasattr(model, "body_mass") and hasattr(model, "geom_friction"):
             self._nominal = {
                 "mass_scale": np.array(model.body_mass, copy=True),
                 "friction_scale": np.array(model.geom_friction, copy=True),
             }
+            self._body_mass = np.array(model.body_mass, copy=True)
+            names = (model.body(i).name for i in range(1, model.nbody))  # 0 is the world body
+            self._bodies = {name: i for i, name in enumerate(names, start=1) if name}
+            self._world_geoms = np.flatnonzero(np.asarray(model.geom_bodyid) == 0)
 
     @property
     def robustrl_param_defaults(self) -> dict[str, float]:
-        """Parameters this env always has, with their defaults."""
-        return dict.fromkeys(MUJOCO_SCALES, 1.0) if self._nominal else {}
+        """Parameters this env always has, with their defaults (MuJoCo: scales, floor friction, body masses)."""
+        if not self._nominal:
+            return {}
+        out = dict.fromkeys(MUJOCO_SCALES, 1.0)
+        if self._world_geoms.size:
+            out[WORLD_FRICTION] = float(self._nominal["friction_scale"][self._world_geoms[0], 0])
+        out.update({name + BODY_MASS_SUFFIX: float(self._nominal["mass_scale"][i]) for name, i in self._bodies.items()})
+        return out
+
+    @property
+    def robustrl_body_names(self) -> list[str]:
+        """Named bodies of a MuJoCo model, world body excluded (empty for other envs)."""
+        return list(self._bodies)
 
     @property
     def robustrl_param_names(self) -> list[str]:
-        """Names :attr:`robustrl_params` accepts: the MuJoCo scales and the env's numeric attributes."""
+        """Names :attr:`robustrl_params` accepts: the MuJoCo ones and the env's numeric attributes."""
         base = self.env.unwrapped
         names = list(self.robustrl_param_defaults)
         for name in dir(base):
@@ -104,22 +153,92 @@ class PhysicalParams(gym.Wrapper[Any, Any, Any, Any]):
     @robustrl_params.setter
     def robustrl_params(self, values: Mapping[str, float]) -> None:
         base = self.env.unwrapped
+        mujoco = False
         for name, value in values.items():
-            if name in MUJOCO_SCALES:
+            if name in MUJOCO_SCALES or name == WORLD_FRICTION or self._body_id(name) is not None:
                 if not self._nominal:
                     raise ValueError(f"parameter {name!r} needs a MuJoCo env")
-                model = base.model  # type: ignore[attr-defined]
-                target = model.body_mass if name == "mass_scale" else model.geom_friction
-                target[...] = self._nominal[name] * float(value)
+                if name in MUJOCO_SCALES:
+                    self._scale[name] = float(value)
+                elif name == WORLD_FRICTION:
+                    self._world_friction = float(value)
+                else:
+                    self._body_mass[self._body_id(name)] = float(value)
+                mujoco = True
                 continue
             current = getattr(base, name, None)
             if isinstance(current, bool) or not isinstance(current, int | float | np.number):
                 raise ValueError(f"unknown parameter {name!r}: not a numeric attribute of {type(base).__name__}")
             setattr(base, name, type(current)(value) if isinstance(current, float) else float(value))
+        if mujoco:
+            self._apply_mujoco()
         # CartPole derives these in __init__; keep them consistent with the new masses/length.
         if hasattr(base, "polemass_length") and hasattr(base, "total_mass"):
             base.total_mass = base.masspole + base.masscart  # type: ignore[attr-defined]
             base.polemass_length = base.masspole * base.length  # type: ignore[attr-defined]
+
+    def _body_id(self, name: str) -> int | None:
+        if not name.endswith(BODY_MASS_SUFFIX):
+            return None
+        return self._bodies.get(name[: -len(BODY_MASS_SUFFIX)])
+
+    def _apply_mujoco(self) -> None:
+        """Write ``<body>_mass · mass_scale`` and ``nominal friction · friction_scale`` into the model."""
+        model = self.env.unwrapped.model  # type: ignore[attr-defined]
+        model.body_mass[...] = self._body_mass * self._scale["mass_scale"]
+        friction = self._nominal["friction_scale"] * self._scale["friction_scale"]
+        if self._world_friction is not None:
+            friction[self._world_geoms, 0] = self._world_friction * self._scale["friction_scale"]
+        model.geom_friction[...] = friction
+
+    @property
+    def robustrl_pending_params(self) -> dict[str, float]:
+        """Parameters applied at the next reset (a copy); assigning replaces them, None keeps them."""
+        return dict(self._pending)
+
+    @robustrl_pending_params.setter
+    def robustrl_pending_params(self, values: Mapping[str, float] | None) -> None:
+        if values is not None:
+            self._pending = dict(values)
+
+    @property
+    def robustrl_disturbance_bodies(self) -> list[str]:
+        """Bodies that :attr:`robustrl_disturbance` pushes, in its row order."""
+        ids = set(self._force_ids.tolist())
+        return [name for name, i in self._bodies.items() if i in ids]
+
+    @robustrl_disturbance_bodies.setter
+    def robustrl_disturbance_bodies(self, names: Sequence[str]) -> None:
+        self._force_ids = np.array([self._bodies[n] for n in names], dtype=np.int64)
+
+    @property
+    def robustrl_disturbance(self) -> np.ndarray | None:
+        """The force ``[B, 6]`` (force xyz, torque xyz) for the next step only (None: none)."""
+        return self._force
+
+    @robustrl_disturbance.setter
+    def robustrl_disturbance(self, force: np.ndarray | None) -> None:
+        self._force = None if force is None else np.asarray(force, dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Apply the pending parameters (if any), then reset the env."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            self.robustrl_params = pending
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step the env, under the disturbance set for this step if there is one (zeroed afterwards)."""
+        force = self._force
+        if force is None:
+            return self.env.step(action)
+        self._force = None
+        xfrc = self.env.unwrapped.data.xfrc_applied  # type: ignore[attr-defined]
+        xfrc[self._force_ids] = force
+        try:
+            return self.env.step(action)
+        finally:
+            xfrc[self._force_ids] = 0.0
 
 
 class GymnasiumVecEnv:
@@ -135,6 +254,9 @@ class GymnasiumVecEnv:
         validate_actions: check action values (range, NaN/inf) before stepping.
         max_episode_steps: override the registration's time limit.
         return_floor: the least return of the task if the user knows it (None: unknown).
+        param_sampler: draws parameters per episode (see :meth:`set_param_sampler`).
+        disturbance_bodies: MuJoCo only: names of the bodies a step's ``disturbance`` pushes (then
+            ``disturbance_space`` is ``Box(-inf, inf, (len(bodies), 6))``); None: no disturbance.
         **env_kwargs: passed to the Gymnasium env's constructor.
     """
 
@@ -150,6 +272,8 @@ class GymnasiumVecEnv:
         validate_actions: bool = True,
         max_episode_steps: int | None = None,
         return_floor: float | None = None,
+        param_sampler: ParamSampler | None = None,
+        disturbance_bodies: Sequence[str] | None = None,
         **env_kwargs: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -158,6 +282,16 @@ class GymnasiumVecEnv:
             raise ValueError(f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}")
         if return_floor is not None and not math.isfinite(float(return_floor)):
             raise ValueError(f"return_floor must be finite, got {return_floor!r}")
+        if disturbance_bodies is not None and (
+            isinstance(disturbance_bodies, str)
+            or not isinstance(disturbance_bodies, Sequence)
+            or not disturbance_bodies
+            or not all(isinstance(b, str) for b in disturbance_bodies)
+            or len(set(disturbance_bodies)) != len(disturbance_bodies)
+        ):
+            raise ValueError(
+                f"disturbance_bodies must be a non-empty list of distinct body names, got {disturbance_bodies!r}"
+            )
         try:
             spec: gym.envs.registration.EnvSpec | None = gym.spec(env_id)
         except gym.error.Error:
@@ -195,22 +329,43 @@ class GymnasiumVecEnv:
             self.close()
             raise ValueError(f"{env_id}: action space {self.action_space} is not Discrete or Box")
         defaults: dict[str, float] = self._vec.get_attr("robustrl_param_defaults")[0]
+        self._mujoco_names: frozenset[str] = frozenset(defaults)
         self._param_names: list[str] = self._vec.get_attr("robustrl_param_names")[0]
         self._p: dict[str, torch.Tensor] = {
             k: torch.full((num_envs,), v, dtype=torch.float64, device=self.device) for k, v in defaults.items()
         }
         self._pending_seed: int | None = seed
-        if params:
-            try:
+        self._gen: torch.Generator = torch_generator(seed, "cpu")
+        self._sampler: ParamSampler | None = None
+        self._next: dict[str, torch.Tensor] = {}
+        self.disturbance_space: gym.spaces.Box | None = None
+        try:
+            if disturbance_bodies is not None:
+                self._set_disturbance_bodies(list(disturbance_bodies))
+            if params:
                 self.set_params(params)
-            except ValueError:
-                self.close()
-                raise
+            if param_sampler is not None:
+                self.set_param_sampler(param_sampler)
+        except ValueError:
+            self.close()
+            raise
+
+    def _set_disturbance_bodies(self, bodies: list[str]) -> None:
+        valid: list[str] = self._vec.get_attr("robustrl_body_names")[0]
+        if not self._mujoco_names:
+            raise ValueError(
+                f"disturbance_bodies needs a MuJoCo env; {self.env_id} is not one (it takes no disturbance)"
+            )
+        for body in bodies:
+            if body not in valid:
+                raise ValueError(f"unknown body {body!r} for {self.env_id}{suggest_ids(body, valid)} (bodies: {valid})")
+        self._vec.set_attr("robustrl_disturbance_bodies", [list(bodies)] * self.num_envs)
+        self.disturbance_space = gym.spaces.Box(-np.inf, np.inf, (len(bodies), 6), np.float64)
 
     # ------------------------------------------------------------------ parameters
     @property
     def params(self) -> dict[str, torch.Tensor]:
-        """Parameters set so far (MuJoCo scales always): name → tensor ``[N]`` (a copy)."""
+        """Parameters set or sampled so far (MuJoCo ones always): name → tensor ``[N]`` (a copy)."""
         return {k: v.clone() for k, v in self._p.items()}
 
     def set_params(self, params: Mapping[str, ParamValue]) -> None:
@@ -223,55 +378,157 @@ class GymnasiumVecEnv:
             raise ValueError(f"params must be a mapping name -> value, got {type(params).__name__}")
         new: dict[str, torch.Tensor] = {}
         for name, value in params.items():
-            if name in MUJOCO_SCALES and name not in self._param_names:
-                raise ValueError(f"parameter {name!r} needs a MuJoCo env; {self.env_id} is not one")
-            if name not in self._param_names:
-                from robustrl.envs.registry import suggest_ids
-
-                hint = suggest_ids(str(name), self._param_names).replace("; ", " (", 1)
-                raise ValueError(
-                    f"unknown parameter {name!r} for {self.env_id}: not a numeric attribute of the env"
-                    + (hint + ")" if hint else "")
-                )
-            t = _param_values(name, value, self.num_envs)
-            if name in MUJOCO_SCALES and not bool((t > 0).all()):
-                raise ValueError(f"parameter {name!r} must be > 0, got min {float(t.min())}")
-            new[name] = t
+            self._check_name(name)
+            new[name] = self._check_range(name, _param_values(name, value, self.num_envs))
         per_copy = [{k: float(v[i]) for k, v in new.items()} for i in range(self.num_envs)]
         self._vec.set_attr("robustrl_params", per_copy)
         self._p.update({k: v.to(self.device) for k, v in new.items()})
+
+    def _check_name(self, name: object) -> None:
+        if name in MUJOCO_SCALES and name not in self._param_names:
+            raise ValueError(f"parameter {name!r} needs a MuJoCo env; {self.env_id} is not one")
+        if name not in self._param_names:
+            hint = suggest_ids(str(name), self._param_names).replace("; ", " (", 1)
+            raise ValueError(
+                f"unknown parameter {name!r} for {self.env_id}: not a numeric attribute of the env"
+                + (hint + ")" if hint else "")
+            )
+
+    def _check_range(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        """``t`` if its values suit ``name`` (MuJoCo scales and masses > 0, floor friction >= 0)."""
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"parameter {name!r} must be finite")
+        if name == WORLD_FRICTION and not bool((t >= 0).all()):
+            raise ValueError(f"parameter {name!r} must be >= 0, got min {float(t.min())}")
+        if name in self._mujoco_names and name != WORLD_FRICTION and not bool((t > 0).all()):
+            raise ValueError(f"parameter {name!r} must be > 0, got min {float(t.min())}")
+        return t
+
+    @property
+    def param_sampler(self) -> ParamSampler | None:
+        """The sampler drawing parameters for each new episode (None: parameters persist)."""
+        return self._sampler
+
+    def set_param_sampler(self, sampler: ParamSampler | None) -> None:
+        """Draw parameters per episode with ``sampler`` (None stops; parameters keep their last values).
+
+        The sampler is called with the env's CPU generator (seeded by ``seed``, reseeded by
+        ``reset(seed=)``) and the copies whose episode starts; its values are for each copy's *following*
+        episode, which its sub-env applies inside its own reset (see the module docstring). It is called
+        for every copy now, so the next autoreset of any copy already uses it. While it is set, each step's
+        ``info["final_params"]`` holds the sampled parameters in effect during the step.
+
+        Raises:
+            ValueError: not a sampler, or a name that is not a parameter of this env (checked before any work).
+        """
+        if sampler is None:
+            self._sampler, self._next = None, {}
+            self._vec.set_attr("robustrl_pending_params", [{}] * self.num_envs)
+            return
+        checked = check_sampler(sampler, self._param_names, self.env_id)
+        before = self._sampler, self._next
+        self._sampler, self._next = checked, {}
+        try:
+            self._draw_next(torch.arange(self.num_envs))
+        except ValueError:  # out-of-range values: nothing reached the sub-envs
+            self._sampler, self._next = before
+            raise
+        for name in checked.names:  # an attribute never set so far: its current value per copy
+            if name not in self._p:
+                values = [float(v) for v in self._vec.get_attr(name)]
+                self._p[name] = torch.tensor(values, dtype=torch.float64, device=self.device)
+
+    def _draw_next(self, copies: torch.Tensor) -> None:
+        """Draw the next episode's parameters of ``copies`` and hand them to their sub-envs (pending)."""
+        assert self._sampler is not None
+        values = draw_params(self._sampler, copies, self._gen, self.env_id)
+        for name, v in values.items():
+            t = self._check_range(name, v.detach().to("cpu", torch.float64))
+            base = self._next.get(name, torch.zeros(self.num_envs, dtype=torch.float64))
+            self._next[name] = base.index_copy(0, copies, t)
+        chosen = set(copies.tolist())
+        pending = [
+            {k: float(v[i]) for k, v in self._next.items()} if i in chosen else None for i in range(self.num_envs)
+        ]
+        self._vec.set_attr("robustrl_pending_params", pending)
+
+    def _start_next(self, copies: torch.Tensor) -> None:
+        """Record that ``copies`` (just reset) now run with their pending parameters."""
+        for name, v in self._next.items():
+            self._p[name] = self._p[name].index_copy(0, copies.to(self.device), v[copies].to(self.device))
 
     # ------------------------------------------------------------------ API
     def reset(
         self, *, seed: int | None = None, params: Mapping[str, ParamValue] | None = None
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Reset every copy (copy ``i`` seeded with ``seed + i``); ``params`` are applied first."""
+        """Reset every copy (copy ``i`` seeded with ``seed + i``); ``params`` are applied first.
+
+        ``seed`` also reseeds the parameter sampler's generator; with a sampler every copy draws new
+        parameters (overriding ``params`` for the names it draws), applied before the sub-envs reset.
+        """
         if params:
             self.set_params(params)
+        if seed is not None:
+            self._gen.manual_seed(int(seed))
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
         else:
             self._pending_seed = None
+        every = torch.arange(self.num_envs)
+        if self._sampler is not None:
+            self._draw_next(every)  # applied by each sub-env inside the reset below
         obs, _ = self._vec.reset(seed=seed)
+        if self._sampler is not None:
+            self._start_next(every)
+            self._draw_next(every)
         return self._to_obs(obs), {}
 
-    def step(self, action: torch.Tensor) -> StepResult:
-        """Step every copy; finished copies restart in the same step, ``info["final_obs"]`` holds their end."""
+    def step(self, action: torch.Tensor, *, disturbance: torch.Tensor | None = None) -> StepResult:
+        """Step every copy; finished copies restart in the same step, ``info["final_obs"]`` holds their end.
+
+        Args:
+            action: ``int64 [N]`` (Discrete) or ``float [N, *shape]`` (Box).
+            disturbance: ``float [N, len(disturbance_bodies), 6]`` (any device): force xyz (N) and torque
+                xyz (N·m) in the world frame at each body's centre of mass, for this step only. Only for
+                MuJoCo envs made with ``disturbance_bodies``.
+
+        Returns:
+            ``(obs, reward, terminated, truncated, info)``; ``info`` has ``final_obs``, ``gym_info`` and,
+            while a parameter sampler is set, ``final_params`` (the sampled parameters in effect this step).
+        """
         act = self._check_action(action)
+        if disturbance is not None:
+            if self.disturbance_space is None and self._mujoco_names:
+                raise ValueError(
+                    f"{self.env_id} takes no disturbance: make it with disturbance_bodies=[...] to push bodies"
+                )
+            d = check_disturbance(
+                disturbance, self.disturbance_space, self.num_envs, self.env_id, values=self.validate_actions
+            )
+            forces = d.detach().to("cpu", torch.float64).numpy()
+            self._vec.set_attr("robustrl_disturbance", list(forces))
         obs, reward, terminated, truncated, infos = self._vec.step(act)
         final = obs
         done = np.logical_or(terminated, truncated)
+        info: dict[str, Any] = {"gym_info": infos}
+        if self._sampler is not None:
+            info["final_params"] = {name: self._p[name] for name in self._sampler.names}
         if done.any():
             final = np.array(obs, copy=True)
             for i in np.flatnonzero(done):
                 final[i] = infos["final_obs"][i]
+            if self._sampler is not None:
+                finished = torch.from_numpy(np.flatnonzero(done))
+                self._start_next(finished)
+                self._draw_next(finished)
         obs_t = self._to_obs(obs)
+        info["final_obs"] = obs_t if final is obs else self._to_obs(final)
         return (
             obs_t,
             torch.as_tensor(np.asarray(reward, dtype=np.float32), device=self.device),
             torch.as_tensor(terminated, device=self.device),
             torch.as_tensor(truncated, device=self.device),
-            {"final_obs": obs_t if final is obs else self._to_obs(final), "gym_info": infos},
+            info,
         )
 
     def close(self) -> None:
@@ -345,10 +602,12 @@ def _param_values(name: str, value: ParamValue, n: int) -> torch.Tensor:
     return t
 
 
-def gymnasium_env_infos() -> list[Any]:
-    """:class:`~robustrl.envs.registry.EnvInfo` for every id in Gymnasium's registry (ALE ids if installed)."""
-    from robustrl.envs.registry import EnvInfo
+def gymnasium_env_infos() -> list[EnvInfo]:
+    """:class:`~robustrl.envs.base.EnvInfo` for every id in Gymnasium's registry (ALE ids if installed).
 
+    A MuJoCo id lists its scales, ``world_friction`` and ``<body>_mass`` parameters with the model's values
+    (its model is loaded once per process to read them; only the scales if it cannot be made).
+    """
     _register_ale()
     out = []
     for env_id in sorted(gym.registry):
@@ -357,9 +616,35 @@ def gymnasium_env_infos() -> list[Any]:
             EnvInfo(
                 id=env_id,
                 kind="gymnasium",
-                params=dict.fromkeys(MUJOCO_SCALES, 1.0) if _is_mujoco(spec) else {},
+                params=_mujoco_param_defaults(env_id) if _is_mujoco(spec) else {},
                 return_floor=None,
                 max_episode_steps=spec.max_episode_steps,
             )
         )
     return out
+
+
+@functools.cache
+def _mujoco_param_defaults(env_id: str) -> dict[str, float]:
+    """A MuJoCo id's parameters with their defaults, read from its model (the scales alone if it fails).
+
+    Listing is silent: Python warnings (deprecated ids) and MuJoCo's own (which it would also append to a
+    ``MUJOCO_LOG.TXT`` in the working directory) are muted while the model loads, then restored.
+    """
+    try:
+        import mujoco
+
+        previous = mujoco.get_mju_user_warning()
+        mujoco.set_mju_user_warning(lambda message: None)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                env = PhysicalParams(gym.make(env_id))
+        finally:
+            mujoco.set_mju_user_warning(previous)
+    except Exception:  # a missing or incompatible mujoco: the scales apply to any model
+        return dict.fromkeys(MUJOCO_SCALES, 1.0)
+    try:
+        return env.robustrl_param_defaults
+    finally:
+        env.close()

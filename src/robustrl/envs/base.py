@@ -4,13 +4,20 @@ Autoreset semantics (same-step): when copy ``i`` terminates or is truncated at a
 ``reward[i]``, ``terminated[i]``/``truncated[i]`` of the finished episode, but ``obs[i]`` is already the
 first observation of copy ``i``'s next episode. The last observation of the finished episode is in
 ``info["final_obs"][i]`` (a tensor shaped like ``obs``; rows of copies that did not finish equal ``obs``).
-Physical parameters persist across autoresets.
+Physical parameters persist across autoresets, unless a parameter sampler (``robustrl.envs.samplers``) draws
+new ones for each episode.
+
+Disturbances: an env whose ``disturbance_space`` is a Box takes ``step(action, disturbance=d)``, ``d`` of shape
+``[N, *disturbance_space.shape]``, an external force or torque acting during that step only (units and point
+of application are the env's; see ``docs/envs.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import gymnasium as gym
 import torch
@@ -42,6 +49,8 @@ class VecEnv(Protocol):
     """One copy's action space."""
     max_episode_steps: int | None
     """Steps after which an episode is truncated (None: never)."""
+    disturbance_space: gym.spaces.Box | None
+    """One copy's per-step disturbance (an external force), or None when the env takes none."""
 
     @property
     def return_floor(self) -> float | None:
@@ -54,10 +63,70 @@ class VecEnv(Protocol):
         """Reset every copy; ``seed`` seeds the env's own generator, ``params`` updates physical parameters."""
         ...
 
-    def step(self, action: torch.Tensor) -> StepResult:
-        """Step every copy once (see the module docstring for autoreset)."""
+    def step(self, action: torch.Tensor, *, disturbance: torch.Tensor | None = None) -> StepResult:
+        """Step every copy once (see the module docstring for autoreset).
+
+        ``disturbance`` ``[N, *disturbance_space.shape]`` acts during this step only (None: no disturbance).
+        """
         ...
 
     def close(self) -> None:
         """Release resources (subprocesses, simulators)."""
         ...
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What :func:`~robustrl.envs.registry.list_envs` reports about one env id."""
+
+    id: str
+    """The id to pass to :func:`~robustrl.envs.registry.make_env`."""
+    kind: Literal["native", "gymnasium"]
+    """``native`` (batched torch) or ``gymnasium`` (through the adapter)."""
+    params: dict[str, float] = field(default_factory=dict)
+    """Physical parameters and their defaults (for MuJoCo adapter envs: scales, per-body masses, floor friction)."""
+    return_floor: float | None = None
+    """The least return the task allows at default parameters (None: unknown)."""
+    max_episode_steps: int | None = None
+    """Time limit of the registration (None: none)."""
+
+
+def suggest_ids(name: str, known: Iterable[str]) -> str:
+    """A ``"; did you mean ...?"`` hint with the names in ``known`` closest to ``name`` (empty when none is close)."""
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    return f"; did you mean {[lowered[c] for c in close]}?" if close else ""
+
+
+def check_disturbance(
+    disturbance: object, space: gym.spaces.Box | None, num_envs: int, env_id: str, *, values: bool = True
+) -> torch.Tensor:
+    """Check a step's disturbance against one copy's ``space``; returns it unchanged.
+
+    Args:
+        disturbance: what was passed as ``step(..., disturbance=)``.
+        space: the env's ``disturbance_space`` (None: the env takes no disturbance).
+        num_envs: ``N``, the leading dimension the disturbance must have.
+        env_id: named in the error messages.
+        values: also check that every entry is finite (a device sync on CUDA).
+
+    Returns:
+        ``disturbance`` as a floating-point tensor ``[N, *space.shape]``.
+
+    Raises:
+        ValueError: the env takes no disturbance, or a wrong type, shape or dtype, or NaN/inf values; the
+            message names ``env_id`` and the expected shape.
+    """
+    if space is None:
+        raise ValueError(f"{env_id} takes no disturbance (its disturbance_space is None)")
+    shape = (num_envs, *space.shape)
+    if not isinstance(disturbance, torch.Tensor):
+        kind = type(disturbance).__name__
+        raise ValueError(f"{env_id}: disturbance must be a torch.Tensor of shape {shape}, got {kind}")
+    if disturbance.shape != shape:
+        raise ValueError(f"{env_id}: disturbance must have shape {shape}, got {tuple(disturbance.shape)}")
+    if not disturbance.is_floating_point():
+        raise ValueError(f"{env_id}: disturbance must be a floating-point tensor, got {disturbance.dtype}")
+    if values and not bool(torch.isfinite(disturbance).all()):
+        raise ValueError(f"{env_id}: disturbance of shape {shape} contains NaN or inf")
+    return disturbance

@@ -35,6 +35,7 @@ def cartpole_step(
     force_mag: torch.Tensor,
     neg_force_mag: torch.Tensor | None = None,
     thresholds: torch.Tensor | None = None,
+    disturbance: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Euler step of the cart-pole, in Gymnasium's order of floating-point operations.
 
@@ -52,12 +53,16 @@ def cartpole_step(
         force_mag: ``[N]`` push magnitude (N).
         neg_force_mag: ``-force_mag`` if the caller has it (saves an operation).
         thresholds: ``[[2.4], [12°]]`` like ``state`` if the caller has it (made here when None).
+        disturbance: ``[N]`` extra horizontal force on the cart (N, + to the right), added to the push
+            ``F``; None adds nothing (and no operation).
 
     Returns:
         ``(next_state [4, N], terminated [N] bool)``: terminated when ``|x| > 2.4`` or ``|theta| > 12°``.
     """
     _, x_dot, theta, theta_dot = state.unbind(0)
     force = torch.where(action.bool(), force_mag, -force_mag if neg_force_mag is None else neg_force_mag)
+    if disturbance is not None:
+        force = force + disturbance
     costheta = torch.cos(theta)
     sintheta = torch.sin(theta)
     temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass
@@ -80,6 +85,7 @@ def cartpole_step_numpy(
     thresholds: np.ndarray,
     work: np.ndarray,
     flags: np.ndarray,
+    disturbance: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`cartpole_step` in place with NumPy ufuncs, bit for bit the same floating-point operations.
 
@@ -96,6 +102,7 @@ def cartpole_step_numpy(
             and ``work[2] = sin(theta)`` on entry (the caller computes them, so the trig implementation is
             the one of the torch path).
         flags: ``[2, N]`` bool scratch.
+        disturbance: ``[N]`` extra horizontal force on the cart (N), added to the push; None: none.
 
     Returns:
         ``terminated [N]`` bool (fresh): ``|x| > 2.4`` or ``|theta| > 12°`` after the step.
@@ -106,7 +113,10 @@ def cartpole_step_numpy(
     np.multiply(costheta, costheta, out=b)
     np.multiply(work[3:5], coef[1:3], out=work[3:5])  # (polemass_length thdot², masspole cos²)
     a *= sintheta
-    a += np.where(action, coef[5], coef[6])
+    force = np.where(action, coef[5], coef[6])
+    if disturbance is not None:
+        force += disturbance
+    a += force
     np.divide(work[3:5], coef[3], out=work[3:5])  # (temp, masspole cos² / total_mass)
     np.subtract(4.0 / 3.0, b, out=b)
     b *= coef[4]  # the denominator of thetaacc
@@ -148,6 +158,11 @@ class CartPoleEnv(NativeVecEnv):
     STATE_DIM: ClassVar[int] = 4
     MAX_EPISODE_STEPS: ClassVar[int] = 500
     NUMPY_KERNEL: ClassVar[bool] = True
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = (1,)
+    DISTURBANCE_DOC: ClassVar[str] = (
+        "horizontal force on the cart (N, + to the right), added to the push ±force_mag before the Euler step"
+    )
+    _VIEWS: ClassVar[tuple[str, ...]] = ("_work_np", "_cos_t", "_sin_t", "_theta_t", "_coef_np", "_thresholds_np")
 
     def __init__(self, num_envs: int = 1, *, sutton_barto_reward: bool = False, **kwargs: Any) -> None:
         high = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
@@ -160,7 +175,6 @@ class CartPoleEnv(NativeVecEnv):
             # NumPy kernel buffers; torch views of the same memory for torch's cos/sin (as the torch path).
             self._flags = np.empty((2, num_envs), dtype=np.bool_)
             self._ones = np.ones(num_envs, dtype=np.float32)
-            self._theta_t = self._state_buf[2]
 
     def _derive(self) -> None:
         p = self._p
@@ -184,14 +198,27 @@ class CartPoleEnv(NativeVecEnv):
             self._thresholds_np = self._thresholds.numpy()
             if self._work_t is None:
                 self._work_t = torch.empty((9, self.num_envs), dtype=self.dtype)
-                self._work_np = self._work_t.numpy()
-                self._cos_t, self._sin_t = self._work_t[1], self._work_t[2]
+                self._bind_work()
             self._work_np[0] = self._coef_np[0]
+
+    def _bind_work(self) -> None:
+        assert self._work_t is not None
+        self._work_np = self._work_t.numpy()
+        self._cos_t, self._sin_t = self._work_t[1], self._work_t[2]
+
+    def _bind_views(self) -> None:
+        super()._bind_views()
+        if self._work_t is not None:
+            self._bind_work()
+        if self._numpy_path:
+            self._theta_t = self._state_buf[2]
 
     def _initial_state(self, n: int) -> torch.Tensor:
         return self._uniform(4, n).mul_(0.1).sub_(0.05)
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         gravity, masspole, total_mass, length, polemass_length, force_mag, neg_force_mag = self._coef.unbind(0)
         nxt, terminated = cartpole_step(
             state,
@@ -204,6 +231,7 @@ class CartPoleEnv(NativeVecEnv):
             force_mag,
             neg_force_mag,
             self._thresholds,
+            None if disturbance is None else disturbance[:, 0],
         )
         if self.sutton_barto_reward:
             reward = -terminated.to(torch.float32)
@@ -211,12 +239,17 @@ class CartPoleEnv(NativeVecEnv):
             reward = torch.ones(terminated.shape, dtype=torch.float32, device=terminated.device)
         return nxt, reward, terminated
 
-    def _numpy_dynamics(self, state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _numpy_dynamics(
+        self, state: np.ndarray, action: np.ndarray, disturbance: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         # torch's cos/sin (not NumPy's): the same bits as the torch and fused paths, and faster for large N.
         theta = self._theta_t if state is self._state_np else torch.from_numpy(state[2])
         torch.cos(theta, out=self._cos_t)
         torch.sin(theta, out=self._sin_t)
-        terminated = cartpole_step_numpy(state, action, self._coef_np, self._thresholds_np, self._work_np, self._flags)
+        push = None if disturbance is None else disturbance[:, 0]
+        terminated = cartpole_step_numpy(
+            state, action, self._coef_np, self._thresholds_np, self._work_np, self._flags, push
+        )
         if self.sutton_barto_reward:
             return -terminated.astype(np.float32), terminated
         return self._ones.copy(), terminated

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from robustrl.envs.registry import EnvInfo, list_envs
+from robustrl.envs.base import EnvInfo
+from robustrl.envs.registry import list_envs
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,12 @@ MAX_SPEED = 0.07
 
 
 def mountain_car_step(
-    state: torch.Tensor, push: torch.Tensor, force: torch.Tensor, gravity: torch.Tensor, goal_velocity: float
+    state: torch.Tensor,
+    push: torch.Tensor,
+    force: torch.Tensor,
+    gravity: torch.Tensor,
+    goal_velocity: float,
+    disturbance: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the discrete mountain car (Gymnasium's float64 maths).
 
@@ -32,12 +37,17 @@ def mountain_car_step(
         force: ``[N]`` acceleration of a push.
         gravity: ``[N]`` gravity term.
         goal_velocity: velocity needed at the goal to terminate.
+        disturbance: ``[N]`` extra force (position units/step², + to the right) added to the push term
+            ``(push - 1) · force``; None adds nothing (and no operation).
 
     Returns:
         ``(next_state [2, N], terminated [N] bool)``.
     """
     position, velocity = state.unbind(0)
-    velocity = velocity + ((push - 1).to(state.dtype) * force + torch.cos(3 * position) * (-gravity))
+    drive = (push - 1).to(state.dtype) * force
+    if disturbance is not None:
+        drive = drive + disturbance
+    velocity = velocity + (drive + torch.cos(3 * position) * (-gravity))
     velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED)
     position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION)
     velocity = torch.where((position == MIN_POSITION) & (velocity < 0), 0.0, velocity)
@@ -57,6 +67,7 @@ def continuous_mountain_car_step(
     gravity: torch.Tensor,
     goal_velocity: float,
     fresh: torch.Tensor | None = None,
+    disturbance: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the continuous mountain car with Gymnasium's float32 roundings.
 
@@ -68,6 +79,9 @@ def continuous_mountain_car_step(
         goal_velocity: velocity needed at the goal to terminate.
         fresh: ``[N]`` bool, copies whose state was just reset (Gymnasium still holds it in float64);
             None treats every copy as mid-episode.
+        disturbance: ``[N]`` extra force (position units/step², + to the right) added to the action's
+            ``force · power`` term (in float64, after Gymnasium's float32 roundings of that term); None adds
+            nothing (and no operation).
 
     Returns:
         ``(next_state [2, N], reward [N] float32, terminated [N] bool)``.
@@ -88,6 +102,8 @@ def continuous_mountain_car_step(
     delta32 = (action * power.to(f32) - slope.to(f32)).to(state.dtype)
     delta64 = action.clamp(-1.0, 1.0).to(state.dtype) * power - slope
     delta = torch.where(inside, delta32, torch.where(fresh, delta64, _f32(delta64, state)))
+    if disturbance is not None:
+        delta = delta + disturbance
     velocity = velocity + delta
     velocity = torch.where(fresh, velocity, _f32(velocity, state))
     max_speed = float(np.float32(MAX_SPEED))
@@ -119,6 +135,11 @@ class MountainCarEnv(NativeVecEnv):
     }
     STATE_DIM: ClassVar[int] = 2
     MAX_EPISODE_STEPS: ClassVar[int] = 200
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = (1,)
+    DISTURBANCE_DOC: ClassVar[str] = (
+        "force on the car (position units/step², as the force parameter; + to the right), added to the"
+        " push term (action - 1) · force of the velocity update"
+    )
 
     def __init__(self, num_envs: int = 1, *, goal_velocity: float = 0.0, **kwargs: Any) -> None:
         low = np.array([MIN_POSITION, -MAX_SPEED], dtype=np.float32)
@@ -133,8 +154,12 @@ class MountainCarEnv(NativeVecEnv):
         u = self._uniform(n)
         return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)))
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        nxt, terminated = mountain_car_step(state, action, self._p["force"], self._p["gravity"], self.goal_velocity)
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        push = None if disturbance is None else disturbance[:, 0]
+        p = self._p
+        nxt, terminated = mountain_car_step(state, action, p["force"], p["gravity"], self.goal_velocity, push)
         return nxt, self._minus_one.clone(), terminated
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
@@ -163,6 +188,11 @@ class MountainCarContinuousEnv(NativeVecEnv):
     }
     STATE_DIM: ClassVar[int] = 2
     MAX_EPISODE_STEPS: ClassVar[int] = 999
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = (1,)
+    DISTURBANCE_DOC: ClassVar[str] = (
+        "force on the car (position units/step², as power × action; + to the right), added to the action's"
+        " force term clip(action, -1, 1) · power of the velocity update; not in the reward"
+    )
 
     def __init__(self, num_envs: int = 1, *, goal_velocity: float = 0.0, **kwargs: Any) -> None:
         low = np.array([MIN_POSITION, -MAX_SPEED], dtype=np.float32)
@@ -176,7 +206,9 @@ class MountainCarContinuousEnv(NativeVecEnv):
         u = self._uniform(n)
         return torch.stack((u.mul_(0.2).sub_(0.6), torch.zeros_like(u)))
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         return continuous_mountain_car_step(
             state,
             action[:, 0].to(torch.float32),
@@ -184,6 +216,7 @@ class MountainCarContinuousEnv(NativeVecEnv):
             self._p["gravity"],
             self.goal_velocity,
             self._elapsed == 0,
+            None if disturbance is None else disturbance[:, 0],
         )
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:

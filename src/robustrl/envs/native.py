@@ -19,7 +19,14 @@ the copies that finish. Equivalent paths do the mixing:
   per operation against torch's 2 µs, and no allocation); outputs are fresh tensors;
 - fused (``compile=True``, or any non-CPU device): a branch-free function that ranks finished copies with a
   cumulative sum and selects pool rows with ``torch.where``; it never syncs, so it can be captured in a
-  CUDA graph, and ``torch.compile`` fuses it with the physics into one or two kernels.
+  CUDA graph, and ``torch.compile`` fuses it with the physics into one or two kernels. While a parameter
+  sampler is set, a fused env steps on the eager torch path instead (the sampler needs the finished copies'
+  indices on the host).
+
+Two extension points serve robust training: a per-step *disturbance* (``step(action, disturbance=d)``, an
+external force or torque each task adds to its dynamics, see :attr:`NativeVecEnv.DISTURBANCE_DOC`) and a
+per-episode *parameter sampler* (:mod:`robustrl.envs.samplers`), called at every reset and autoreset.
+Native envs survive ``copy.deepcopy`` and ``pickle``: the NumPy views of torch memory are rebuilt in the copy.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ import numpy as np
 import torch
 
 from robustrl.common.seeding import torch_generator
-from robustrl.envs.base import ParamValue, StepResult
+from robustrl.envs.base import ParamValue, StepResult, check_disturbance
+from robustrl.envs.samplers import ParamSampler, check_sampler, draw_params
 
 Constraint = Literal["positive", "nonnegative", "finite"]
 
@@ -74,6 +82,8 @@ class NativeVecEnv:
         max_episode_steps: time limit (None keeps the Gymnasium registration's value).
         compile: fuse the physics and flags of a step with ``torch.compile`` (first step compiles: seconds
             to a minute; pays off for large ``num_envs``).
+        param_sampler: draws parameters for each new episode (at construction, every ``reset()`` and every
+            autoreset); see :meth:`set_param_sampler`.
     """
 
     ID: ClassVar[str]
@@ -86,9 +96,16 @@ class NativeVecEnv:
     """Gymnasium's TimeLimit for this id."""
     NUMPY_KERNEL: ClassVar[bool] = False
     """Whether the subclass implements :meth:`_numpy_dynamics` (then the eager CPU path runs in NumPy)."""
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = None
+    """One copy's disturbance shape (None: the task takes no disturbance)."""
+    DISTURBANCE_DOC: ClassVar[str] = ""
+    """What a disturbance is, its unit and where it enters the dynamics."""
+    _VIEWS: ClassVar[tuple[str, ...]] = ("_state_np", "_elapsed_np", "_pool_np", "_pool_obs_np", "_fused_fn")
+    """Attributes that alias other ones' memory (or hold compiled code): rebuilt by a copy, never copied."""
 
     observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
+    disturbance_space: gym.spaces.Box | None
 
     def __init__(
         self,
@@ -101,6 +118,7 @@ class NativeVecEnv:
         validate_actions: bool = True,
         max_episode_steps: int | None = None,
         compile: bool = False,
+        param_sampler: ParamSampler | None = None,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -115,6 +133,11 @@ class NativeVecEnv:
         self.dtype: torch.dtype = dtype
         self._limit: int = steps
         self.validate_actions: bool = validate_actions
+        shape = self.DISTURBANCE_SHAPE
+        self.disturbance_space = None if shape is None else gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
+        self._sampler: ParamSampler | None = None
+        if param_sampler is not None:
+            self._sampler = check_sampler(param_sampler, self.PARAMS, self.ID)
         self._gen: torch.Generator = torch_generator(seed, self.device)
         self._p: dict[str, torch.Tensor] = {
             name: torch.full((num_envs,), spec.default, dtype=dtype, device=self.device)
@@ -136,11 +159,11 @@ class NativeVecEnv:
         self._pool_pos_t: torch.Tensor = torch.zeros((), dtype=torch.int64, device=self.device)
         self._pool_np: np.ndarray = np.empty((0, 0))
         self._pool_obs_np: np.ndarray = np.empty(0)
-        self._fused_fn: Callable[..., tuple[torch.Tensor, ...]] = self._fused_step
-        if compile:
-            key = (type(self), num_envs, dtype, self.device, self._discrete_n)
-            self._fused_fn = functools.partial(_compiled_fused_step(key), self)
+        self._compile: bool = compile
+        self._fused_fn: Callable[..., tuple[torch.Tensor, ...]] = self._make_fused_fn()
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        if self._sampler is not None:  # construction starts every copy's first episode
+            self._resample(torch.arange(num_envs, device=self.device))
         self._state: torch.Tensor = self._draw_initial(num_envs)[0]
         self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
         # The NumPy path's persistent buffers (CPU only): the state [D, N] and step counter [N] as tensors and
@@ -149,10 +172,40 @@ class NativeVecEnv:
         if self._numpy_path:
             self._state = self._state.clone(memory_format=torch.contiguous_format)
         self._state_buf: torch.Tensor = self._state
-        self._state_np: np.ndarray = self._state_buf.numpy() if self._numpy_path else np.empty(0)
         self._elapsed_buf: torch.Tensor = self._elapsed
-        self._elapsed_np: np.ndarray = self._elapsed.numpy() if self._numpy_path else np.empty(0)
+        self._state_np: np.ndarray
+        self._elapsed_np: np.ndarray
+        self._bind_views()
         self._done_np: np.ndarray = np.empty(num_envs, dtype=np.bool_)
+
+    def _make_fused_fn(self) -> Callable[..., tuple[torch.Tensor, ...]]:
+        if not self._compile:
+            return self._fused_step
+        key = (type(self), self.num_envs, self.dtype, self.device, self._discrete_n)
+        return functools.partial(_compiled_fused_step(key), self)
+
+    def _bind_views(self) -> None:
+        """(Re)build the NumPy views of torch memory the NumPy path works on (after construction or a copy).
+
+        A subclass with views of its own extends this (calling ``super()._bind_views()`` first).
+        """
+        cpu = self.device.type == "cpu"
+        self._pool_np = self._pool.numpy() if cpu else np.empty((0, 0))
+        self._pool_obs_np = self._pool_obs.numpy() if cpu else np.empty(0)
+        self._state_np = self._state_buf.numpy() if self._numpy_path else np.empty(0)
+        self._elapsed_np = self._elapsed_buf.numpy() if self._numpy_path else np.empty(0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state for ``copy.deepcopy`` and ``pickle``: everything but the views of :attr:`_VIEWS`."""
+        views = {name for cls in type(self).__mro__ for name in cls.__dict__.get("_VIEWS", ())}
+        return {k: v for k, v in self.__dict__.items() if k not in views}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a copy and rebuild its views on its own memory (never the original's)."""
+        self.__dict__.update(state)
+        self._fused_fn = self._make_fused_fn()
+        self._bind_views()
+        self._derive()
 
     # ------------------------------------------------------------------ subclass hooks
     def _initial_state(self, n: int) -> torch.Tensor:
@@ -163,10 +216,14 @@ class NativeVecEnv:
         """Uniform [0, 1) samples of ``shape`` in ``self.dtype`` from the env's generator."""
         return torch.rand(shape, generator=self._gen, dtype=self.dtype, device=self.device)
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """One step of every copy: ``(next_state [D, N], reward [N] float32, terminated [N] bool)``.
 
-        Must not modify ``state`` in place and must return a fresh ``next_state``.
+        ``disturbance`` is ``[N, *DISTURBANCE_SHAPE]`` in ``self.dtype`` or None (then the result must be
+        bit for bit the undisturbed one). Must not modify ``state`` in place and must return a fresh
+        ``next_state``.
         """
         raise NotImplementedError
 
@@ -174,13 +231,16 @@ class NativeVecEnv:
         """Observation ``[n, *obs_shape]`` float32 (a fresh contiguous tensor) of states ``[D, n]``."""
         raise NotImplementedError
 
-    def _numpy_dynamics(self, state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _numpy_dynamics(
+        self, state: np.ndarray, action: np.ndarray, disturbance: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """NumPy form of :meth:`_dynamics` for the eager CPU path (only if ``NUMPY_KERNEL``).
 
         Args:
             state: ``[D, N]`` contiguous, to update in place to the next state (bit for bit as
                 :meth:`_dynamics` computes it).
             action: ``[N]`` (Discrete) or ``[N, *shape]`` (Box), already checked.
+            disturbance: ``[N, *DISTURBANCE_SHAPE]`` in the state's dtype, or None.
 
         Returns:
             ``(reward [N] float32, terminated [N] bool)``, fresh arrays (they are handed to the caller).
@@ -211,6 +271,46 @@ class NativeVecEnv:
             ValueError: unknown name, wrong shape, or a value outside the parameter's range.
         """
         self._p.update(self._validated_params(params))
+        self._derive()
+
+    @property
+    def param_sampler(self) -> ParamSampler | None:
+        """The sampler drawing parameters for each new episode (None: parameters persist)."""
+        return self._sampler
+
+    def set_param_sampler(self, sampler: ParamSampler | None) -> None:
+        """Draw parameters per episode with ``sampler`` from each copy's next (auto)reset on; None stops.
+
+        The sampler is called with the copies whose episode starts (every copy at :meth:`reset`, the
+        finished ones at an autoreset, in copy order) and the env's generator, after ``reset(params=...)``
+        (so a sampled name overrides an explicit value). While it is set, each step's
+        ``info["final_params"]`` holds the sampled parameters that were in effect during the step (rows of
+        finished copies: their finished episode's values), and a fused env steps on the eager torch path.
+        Values outside a parameter's range raise a ValueError at the draw (at an autoreset, after the step's
+        physics has run).
+
+        Raises:
+            ValueError: not a sampler, or a name that is not a parameter of this env (checked before any work).
+        """
+        new = None if sampler is None else check_sampler(sampler, self.PARAMS, self.ID)
+        if self._fused and self.device.type == "cpu":
+            # The fused CPU path tracks the pool position on a tensor, the eager path on the host.
+            if self._sampler is None and new is not None:
+                self._pool_pos = int(self._pool_pos_t)
+            elif self._sampler is not None and new is None:
+                self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
+        self._sampler = new
+
+    def _resample(self, copies: torch.Tensor) -> None:
+        """Draw the sampler's parameters for ``copies`` (int64 ``[K]``) and put them in (new tensors)."""
+        assert self._sampler is not None
+        values = draw_params(self._sampler, copies, self._gen, self.ID)
+        new: dict[str, torch.Tensor] = {}
+        for name, v in values.items():
+            t = v.to(device=self.device, dtype=self.dtype)
+            _check_range(f"parameter {name!r} (from the param_sampler)", t, self.PARAMS[name])
+            new[name] = self._p[name].index_copy(0, copies.to(self.device), t)
+        self._p.update(new)
         self._derive()
 
     def _validated_params(self, params: Mapping[str, ParamValue]) -> dict[str, torch.Tensor]:
@@ -275,7 +375,7 @@ class NativeVecEnv:
         Returns:
             ``(obs [N, *obs_shape] float32, {})``.
         """
-        cpu_fused = self._fused and self.device.type == "cpu"
+        cpu_fused = self._fused and self._sampler is None and self.device.type == "cpu"
         if cpu_fused:
             self._pool_pos = int(self._pool_pos_t)
         if seed is not None:
@@ -283,6 +383,8 @@ class NativeVecEnv:
             self._pool_pos = self._pool.shape[-1]  # drop states drawn under the old seed
         if params:
             self.set_params(params)
+        if self._sampler is not None:
+            self._resample(torch.arange(self.num_envs, device=self.device))
         self._state, obs = self._draw_initial(self.num_envs)
         if cpu_fused:
             self._pool_pos_t = torch.tensor(self._pool_pos, dtype=torch.int64, device=self.device)
@@ -317,13 +419,14 @@ class NativeVecEnv:
         elapsed: torch.Tensor,
         pool: torch.Tensor,
         pos: torch.Tensor,
+        disturbance: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """A whole step without branches or syncs (what ``compile=True`` fuses and CUDA graphs capture).
 
         Finished copies take pool rows ``pos, pos + 1, ...`` in copy order, as the eager path does.
         """
         invalid = self._invalid_count(action)
-        nxt, reward, terminated = self._dynamics(state, action)
+        nxt, reward, terminated = self._dynamics(state, action, disturbance)
         elapsed = elapsed + 1
         truncated = elapsed >= self._limit
         done = terminated | truncated
@@ -342,23 +445,33 @@ class NativeVecEnv:
             return ((action < 0) | (action >= self._discrete_n)).sum()
         return (~torch.isfinite(action)).sum()
 
-    def step(self, action: torch.Tensor) -> StepResult:
+    def step(self, action: torch.Tensor, *, disturbance: torch.Tensor | None = None) -> StepResult:
         """Step every copy once; finished copies restart in the same step (see ``robustrl.envs.base``).
 
         Args:
             action: ``int64 [N]`` for Discrete action spaces, ``float [N, *shape]`` for Box ones.
+            disturbance: ``float [N, *DISTURBANCE_SHAPE]`` on the env's device, an external force or torque
+                acting during this step only (see the task's ``DISTURBANCE_DOC``); None (or zeros) leaves
+                the dynamics bit for bit undisturbed. NaN/inf are rejected when ``validate_actions``.
 
         Returns:
-            ``(obs, reward [N] float32, terminated [N] bool, truncated [N] bool, {"final_obs": ...})``.
-            Where no copy finished, ``info["final_obs"]`` may be the very tensor returned as ``obs``.
+            ``(obs, reward [N] float32, terminated [N] bool, truncated [N] bool, info)``: ``info["final_obs"]``
+            (where no copy finished, possibly the very tensor returned as ``obs``) and, while a parameter
+            sampler is set, ``info["final_params"]`` (name -> ``[N]``, the sampled parameters in effect during
+            this step; read-only).
+
+        Raises:
+            ValueError: a bad action or disturbance (the env is left unchanged).
         """
-        if self._fused:
+        if disturbance is not None:
+            disturbance = self._checked_disturbance(disturbance)
+        if self._fused and self._sampler is None:
             self._check_action(action, values=False)
-            return self._step_fused(action)
+            return self._step_fused(action, disturbance)
         if self._numpy_path:
-            return self._step_numpy(action)
+            return self._step_numpy(action, disturbance)
         self._check_action(action, values=self.validate_actions)
-        state, reward, terminated = self._dynamics(self._state, action)
+        state, reward, terminated = self._dynamics(self._state, action, disturbance)
         elapsed = self._elapsed + 1
         truncated = elapsed >= self._limit
         done = terminated | truncated
@@ -366,16 +479,28 @@ class NativeVecEnv:
         obs = final_obs
         idx = done.nonzero().view(-1)
         k = idx.numel()
+        info: dict[str, Any] = {"final_obs": final_obs}
+        if self._sampler is not None:
+            info["final_params"] = {name: self._p[name] for name in self._sampler.names}
         if k:
+            if self._sampler is not None:
+                self._resample(idx)
             init, init_obs = self._draw_initial(k)
             state.index_copy_(1, idx, init)
             obs = final_obs.clone().index_copy_(0, idx, init_obs)
             elapsed.index_fill_(0, idx, 0)
         self._state = state
         self._elapsed = elapsed
-        return obs, reward, terminated, truncated, {"final_obs": final_obs}
+        return obs, reward, terminated, truncated, info
 
-    def _step_numpy(self, action: torch.Tensor) -> StepResult:
+    def _checked_disturbance(self, disturbance: torch.Tensor) -> torch.Tensor:
+        """The disturbance checked and cast to the state's dtype (the env's device, never moved there)."""
+        d = check_disturbance(disturbance, self.disturbance_space, self.num_envs, self.ID, values=self.validate_actions)
+        if d.device != self.device:
+            raise ValueError(f"{self.ID}: disturbance is on {d.device}, the env on {self.device}")
+        return d.detach().to(self.dtype)
+
+    def _step_numpy(self, action: torch.Tensor, disturbance: torch.Tensor | None = None) -> StepResult:
         """The eager CPU step with the subclass's NumPy kernel, in place on persistent buffers."""
         self._check_action(action, values=False)
         a = (action.detach() if action.requires_grad else action).numpy()
@@ -388,7 +513,10 @@ class NativeVecEnv:
             self._elapsed_buf.copy_(self._elapsed)
             self._elapsed = self._elapsed_buf
         state = self._state_np
-        reward, terminated = self._numpy_dynamics(state, a)
+        if disturbance is None:
+            reward, terminated = self._numpy_dynamics(state, a)
+        else:
+            reward, terminated = self._numpy_dynamics(state, a, disturbance.numpy())
         elapsed = self._elapsed_np
         elapsed += 1
         truncated = elapsed >= self._limit
@@ -396,8 +524,11 @@ class NativeVecEnv:
         final_obs = self._numpy_observe(state)
         obs = final_obs
         k = int(np.count_nonzero(done))
+        final_params = None if self._sampler is None else {name: self._p[name] for name in self._sampler.names}
         if k:
             idx = done.nonzero()[0]
+            if self._sampler is not None:
+                self._resample(torch.from_numpy(idx))
             i = self._take_pool_rows(k)
             state[:, idx] = self._pool_np[:, i : i + k]
             obs = final_obs.copy()
@@ -405,15 +536,12 @@ class NativeVecEnv:
             elapsed[idx] = 0
         final_t = torch.from_numpy(final_obs)
         obs_t = final_t if obs is final_obs else torch.from_numpy(obs)
-        return (
-            obs_t,
-            torch.from_numpy(reward),
-            torch.from_numpy(terminated),
-            torch.from_numpy(truncated),
-            {"final_obs": final_t},
-        )
+        info: dict[str, Any] = {"final_obs": final_t}
+        if final_params is not None:
+            info["final_params"] = final_params
+        return obs_t, torch.from_numpy(reward), torch.from_numpy(terminated), torch.from_numpy(truncated), info
 
-    def _step_fused(self, action: torch.Tensor) -> StepResult:
+    def _step_fused(self, action: torch.Tensor, disturbance: torch.Tensor | None = None) -> StepResult:
         n = self.num_envs
         if self.device.type == "cpu":
             # Make sure N more rows are left; the exact position is read (a sync) only near the end.
@@ -429,7 +557,7 @@ class NativeVecEnv:
             pool = self._initial_state(n)
             pos_t = torch.zeros((), dtype=torch.int64, device=self.device)
         state, obs, reward, terminated, truncated, final_obs, elapsed, new_pos, invalid = self._fused_fn(
-            self._state, action, self._elapsed, pool, pos_t
+            self._state, action, self._elapsed, pool, pos_t, disturbance
         )
         if self.validate_actions and int(invalid):
             self._raise_invalid(action)
@@ -525,10 +653,15 @@ def _param_tensor(
         t = torch.full((n,), float(value), dtype=dtype, device=device)
     else:
         raise ValueError(f"parameter {name!r} must be a float or a tensor [num_envs], got {type(value).__name__}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"parameter {name!r} must be finite")
-    if spec.constraint == "positive" and not bool((t > 0).all()):
-        raise ValueError(f"parameter {name!r} must be > 0, got min {float(t.min())}")
-    if spec.constraint == "nonnegative" and not bool((t >= 0).all()):
-        raise ValueError(f"parameter {name!r} must be >= 0, got min {float(t.min())}")
+    _check_range(f"parameter {name!r}", t, spec)
     return t
+
+
+def _check_range(what: str, t: torch.Tensor, spec: ParamSpec) -> None:
+    """Raise a ValueError starting with ``what`` unless every value of ``t`` is finite and in ``spec``'s range."""
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} must be finite")
+    if spec.constraint == "positive" and not bool((t > 0).all()):
+        raise ValueError(f"{what} must be > 0, got min {float(t.min())}")
+    if spec.constraint == "nonnegative" and not bool((t >= 0).all()):
+        raise ValueError(f"{what} must be >= 0, got min {float(t.min())}")

@@ -33,6 +33,7 @@ def pendulum_step(
     l: torch.Tensor,  # noqa: E741  (Gymnasium's name)
     max_speed: torch.Tensor,
     max_torque: torch.Tensor,
+    disturbance: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the pendulum, in Gymnasium's order of floating-point operations.
 
@@ -44,6 +45,8 @@ def pendulum_step(
         l: ``[N]`` length (m).
         max_speed: ``[N]`` angular velocity limit (rad/s).
         max_torque: ``[N]`` torque limit (N·m).
+        disturbance: ``[N]`` extra torque (N·m, + in the direction of increasing theta) added to the
+            clipped torque, itself neither clipped nor in the cost; None adds nothing (and no operation).
 
     Returns:
         ``(next_state [2, N], reward [N] float32)``.
@@ -55,6 +58,8 @@ def pendulum_step(
     costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + (0.001 * (u32 * u32)).to(state.dtype)
     # ... and multiplies it by 3/(m l²) in float32 too (a Python float times a NumPy float32 scalar).
     push = ((3.0 / (m * (l * l))).to(torch.float32) * u32).to(state.dtype)
+    if disturbance is not None:
+        push = push + 3.0 / (m * (l * l)) * disturbance
     newthdot = thdot + (3 * g / (2 * l) * torch.sin(th) + push) * DT
     newthdot = torch.minimum(torch.maximum(newthdot, -max_speed), max_speed)
     newth = th + newthdot * DT
@@ -78,6 +83,11 @@ class PendulumEnv(NativeVecEnv):
     }
     STATE_DIM: ClassVar[int] = 2
     MAX_EPISODE_STEPS: ClassVar[int] = 200
+    DISTURBANCE_SHAPE: ClassVar[tuple[int, ...] | None] = (1,)
+    DISTURBANCE_DOC: ClassVar[str] = (
+        "torque at the pivot (N·m, + towards increasing theta), added after the action's clip to ±max_torque;"
+        " not clipped itself and not in the cost"
+    )
 
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
         high = np.array([1.0, 1.0, 8.0], dtype=np.float32)
@@ -92,10 +102,19 @@ class PendulumEnv(NativeVecEnv):
         # Gymnasium: uniform(low=-[pi, 1], high=[pi, 1]).
         return self._uniform(2, n).mul_(2 * self._high).sub_(self._high)
 
-    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _dynamics(
+        self, state: torch.Tensor, action: torch.Tensor, disturbance: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         p = self._p
         nxt, reward = pendulum_step(
-            state, action[:, 0].to(torch.float32), p["g"], p["m"], p["l"], p["max_speed"], p["max_torque"]
+            state,
+            action[:, 0].to(torch.float32),
+            p["g"],
+            p["m"],
+            p["l"],
+            p["max_speed"],
+            p["max_torque"],
+            None if disturbance is None else disturbance[:, 0],
         )
         return nxt, reward, torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
 

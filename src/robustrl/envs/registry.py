@@ -1,20 +1,27 @@
-"""``make_env`` and ``list_envs``: the native envs by id, and any other id through the Gymnasium adapter."""
+"""``make_env`` and ``list_envs``: the native envs by id, and any other id through the Gymnasium adapter.
+
+The top of ``robustrl.envs``' import graph: this module imports the adapter and the native envs, none of
+which imports it back.
+"""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
+from robustrl.common.limits import check_count, check_fits
 from robustrl.envs.acrobot import AcrobotEnv
-from robustrl.envs.base import ParamValue, VecEnv
+from robustrl.envs.adapter import GymnasiumVecEnv, check_env_id, gymnasium_env_infos
+from robustrl.envs.base import EnvInfo, ParamValue, VecEnv, suggest_ids
 from robustrl.envs.cartpole import CartPoleEnv
 from robustrl.envs.mountain_car import MountainCarContinuousEnv, MountainCarEnv
 from robustrl.envs.native import NativeVecEnv
 from robustrl.envs.pendulum import PendulumEnv
+from robustrl.envs.samplers import ParamSampler
+
+__all__ = ["NATIVE_ENVS", "Backend", "EnvInfo", "list_envs", "make_env", "suggest_ids"]
 
 NATIVE_ENVS: dict[str, type[NativeVecEnv]] = {
     cls.ID: cls for cls in (CartPoleEnv, PendulumEnv, MountainCarEnv, MountainCarContinuousEnv, AcrobotEnv)
@@ -24,22 +31,6 @@ NATIVE_ENVS: dict[str, type[NativeVecEnv]] = {
 Backend = Literal["native", "gymnasium"]
 
 
-@dataclass(frozen=True)
-class EnvInfo:
-    """What :func:`list_envs` reports about one env id."""
-
-    id: str
-    """The id to pass to :func:`make_env`."""
-    kind: Literal["native", "gymnasium"]
-    """``native`` (batched torch) or ``gymnasium`` (through the adapter)."""
-    params: dict[str, float] = field(default_factory=dict)
-    """Physical parameters and their defaults (for adapter envs: the scales robustrl can apply)."""
-    return_floor: float | None = None
-    """The least return the task allows at default parameters (None: unknown)."""
-    max_episode_steps: int | None = None
-    """Time limit of the registration (None: none)."""
-
-
 def make_env(
     env_id: str,
     num_envs: int = 1,
@@ -47,6 +38,7 @@ def make_env(
     device: torch.device | str = "cpu",
     seed: int | None = None,
     params: Mapping[str, ParamValue] | None = None,
+    param_sampler: ParamSampler | None = None,
     **kwargs: Any,
 ) -> VecEnv:
     """Make ``num_envs`` copies of ``env_id`` stepping together on torch tensors.
@@ -60,10 +52,13 @@ def make_env(
         device: where observations, rewards and flags live.
         seed: seeds initial states; ``reset(seed=...)`` reseeds. None draws fresh entropy.
         params: physical parameters, each a float or a tensor ``[num_envs]`` (names in :func:`list_envs`).
+        param_sampler: draws parameters for every new episode (:mod:`robustrl.envs.samplers`); its names
+            are checked against the env's before anything runs.
         **kwargs: ``backend`` (``"native"`` or ``"gymnasium"``; default native where one exists),
             ``max_episode_steps``, ``validate_actions`` (default True), native options (``dtype``,
             ``compile``, env options such as Acrobot's ``book_or_nips``), adapter options
-            (``vectorization_mode``, ``return_floor``), other keyword arguments go to the Gymnasium env.
+            (``vectorization_mode``, ``return_floor``, ``disturbance_bodies`` for MuJoCo envs), other
+            keyword arguments go to the Gymnasium env.
 
     Returns:
         A :class:`~robustrl.envs.base.VecEnv`.
@@ -83,24 +78,32 @@ def make_env(
     if not isinstance(env_id, str):
         raise ValueError(f"env_id must be a string, got {type(env_id).__name__}")
     native = NATIVE_ENVS.get(env_id)
+    check_count(num_envs, "num_envs")
     if native is not None and backend != "gymnasium":
+        # state, parameters, the reset pool, observations and flags: about 64 floats a copy, float64
+        check_fits(num_envs * 64 * 8, f"num_envs={num_envs} copies of {env_id}", hint="use fewer copies")
+        if kwargs.get("disturbance_bodies") is not None:
+            shape = native.DISTURBANCE_SHAPE
+            raise ValueError(
+                f"disturbance_bodies is for MuJoCo envs; native {env_id} takes step(..., disturbance=) of shape"
+                f" [num_envs, *{shape}] ({native.DISTURBANCE_DOC})"
+            )
+        kwargs.pop("disturbance_bodies", None)
         try:
-            return native(num_envs, device=device, seed=seed, params=params, **kwargs)
+            return native(num_envs, device=device, seed=seed, params=params, param_sampler=param_sampler, **kwargs)
         except TypeError as err:
             raise ValueError(f"bad option for {env_id}: {err}") from err
     if backend == "native":
         raise ValueError(f"no native implementation of {env_id!r}; native ids: {sorted(NATIVE_ENVS)}")
-    from robustrl.envs.adapter import GymnasiumVecEnv, check_env_id
-
-    check_env_id(env_id)
-    return GymnasiumVecEnv(env_id, num_envs, device=device, seed=seed, params=params, **kwargs)
-
-
-def suggest_ids(env_id: str, known: list[str]) -> str:
-    """A ``"; did you mean ...?"`` hint with the ids closest to ``env_id`` (empty when none is close)."""
-    lowered = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(env_id.lower(), list(lowered), n=3, cutoff=0.6)
-    return f"; did you mean {[lowered[c] for c in close]}?" if close else ""
+    check_env_id(env_id, NATIVE_ENVS)
+    if num_envs > 4096:
+        raise ValueError(
+            f"num_envs={num_envs} through the Gymnasium adapter means {num_envs} Python env objects (the limit is "
+            "4096); native batched envs take millions: robustrl envs --kind native"
+        )
+    return GymnasiumVecEnv(
+        env_id, num_envs, device=device, seed=seed, params=params, param_sampler=param_sampler, **kwargs
+    )
 
 
 def _native_info(cls: type[NativeVecEnv]) -> EnvInfo:
@@ -130,7 +133,5 @@ def list_envs(kind: Literal["all", "native", "gymnasium"] = "all") -> list[EnvIn
     if kind in ("all", "native"):
         out.extend(_native_info(cls) for cls in NATIVE_ENVS.values())
     if kind in ("all", "gymnasium"):
-        from robustrl.envs.adapter import gymnasium_env_infos
-
         out.extend(i for i in gymnasium_env_infos() if i.id not in NATIVE_ENVS)
     return out

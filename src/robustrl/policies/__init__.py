@@ -1,5 +1,8 @@
 """Policies: the protocol, our networks, and loading/saving (our format, SB3 zips, TorchScript).
 
+Files from strangers are safe to load: nothing is unpickled, no code runs unless ``trust_code=True``
+(TorchScript), every zip member is size-capped, and every bad file raises :class:`PolicyFileError`.
+
 Example:
     >>> import tempfile, pathlib, torch, gymnasium as gym
     >>> from robustrl.policies import ActorCriticPolicy, save_policy, load_policy
@@ -27,6 +30,7 @@ from robustrl.policies.networks import (
     QNetworkPolicy,
     SquashedGaussianActorPolicy,
 )
+from robustrl.policies.reading import PolicyFileError
 from robustrl.policies.sb3 import SB3Info, load_sb3
 from robustrl.policies.torchscript import (
     TorchScriptPolicy,
@@ -43,6 +47,7 @@ __all__ = [
     "DistributionPolicy",
     "ObsNormalizer",
     "Policy",
+    "PolicyFileError",
     "PolicyInfo",
     "QNetworkPolicy",
     "QPolicy",

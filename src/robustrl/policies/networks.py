@@ -20,10 +20,18 @@ from torch import nn
 Activation = Literal["tanh", "relu"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+MAX_CRITICS = 64
+"""Most critics an actor may have (``n_critics``)."""
 
 
 def mlp(in_dim: int, hidden: Sequence[int], activation: Activation = "tanh") -> nn.Sequential:
-    """Hidden layers only: ``Linear → act`` per entry of ``hidden`` (empty ``hidden`` gives identity)."""
+    """Hidden layers only: ``Linear → act`` per entry of ``hidden`` (empty ``hidden`` gives identity).
+
+    Raises:
+        ValueError: ``activation`` is not one of ``"tanh"``, ``"relu"``.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
@@ -91,18 +99,19 @@ class ObsNormalizer(nn.Module):
 
 
 class _Features(nn.Module):
-    """Flatten (and optionally normalise) raw observations; one-hot Discrete observations."""
+    """Flatten (and optionally normalise) raw observations; one-hot Discrete observations (from ``start``)."""
 
     def __init__(self, observation_space: gym.Space[Any], normalize: bool) -> None:
         super().__init__()
         self.discrete = isinstance(observation_space, gym.spaces.Discrete)
         self.n = int(observation_space.n) if self.discrete else 0  # type: ignore[attr-defined]
+        self.start = int(observation_space.start) if self.discrete else 0  # type: ignore[attr-defined]
         shape = (self.n,) if self.discrete else tuple(observation_space.shape or ())
         self.obs_norm = ObsNormalizer(shape) if normalize else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.discrete:
-            obs = nn.functional.one_hot(obs.long(), self.n).float()
+            obs = nn.functional.one_hot(obs.long() - self.start, self.n).float()
         x = obs.float()
         if self.obs_norm is not None:
             x = self.obs_norm(x)
@@ -372,8 +381,8 @@ def _actor_spec(
     critic_scaled_actions: bool,
 ) -> dict[str, Any]:
     """The ``spec()`` of a continuous actor with critics (``critic_hidden`` resolved); checks ``n_critics``."""
-    if n_critics < 1:
-        raise ValueError(f"n_critics must be ≥ 1, got {n_critics}")
+    if not 1 <= n_critics <= MAX_CRITICS:
+        raise ValueError(f"n_critics must be in [1, {MAX_CRITICS}], got {n_critics}")
     return {
         "hidden": list(hidden),
         "activation": activation,

@@ -39,20 +39,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustrl.policies.io import (
-    build_module,
-    env_spaces,
-    load_weights,
-    policy_file_error,
-    read_json_member,
-    read_member,
-)
 from robustrl.policies.networks import (
     ActorCriticPolicy,
     DeterministicActorPolicy,
     QNetworkPolicy,
     SquashedGaussianActorPolicy,
 )
+from robustrl.policies.reading import (
+    build_module,
+    open_zip,
+    policy_file_error,
+    read_json_member,
+    read_member,
+    read_weights,
+)
+from robustrl.policies.spaces import MAX_DISCRETE_N, MAX_SPACE_ELEMENTS, env_spaces
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ Algo = Literal["PPO", "A2C", "DQN", "SAC", "TD3"]
 
 _ACTIVATION_NAMES = {"ReLU": "relu", "Tanh": "tanh"}
 _DEFAULT_ACTIVATION: dict[str, str] = {"PPO": "tanh", "A2C": "tanh", "DQN": "relu", "SAC": "relu", "TD3": "relu"}
-_MAX_SPACE_ELEMENTS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _int_field(value: Any, what: str, path: Path) -> int:
         if isinstance(value, bool):
             raise ValueError
         return int(value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise policy_file_error(path, f"{what} is not an integer ({value!r:.80})") from err
 
 
@@ -125,19 +125,31 @@ def parse_sb3_space(entry: Any, what: str, path: Path) -> gym.Space[Any] | None:
     if "Discrete" in type_name and "Multi" not in type_name:
         n = _int_field(entry.get("n"), f"data[{what!r}].n", path)
         start = _int_field(entry.get("start", 0), f"data[{what!r}].start", path)
-        if n < 1:
-            raise policy_file_error(path, f"data[{what!r}].n must be ≥ 1, got {n}")
+        if not 1 <= n <= MAX_DISCRETE_N or abs(start) > MAX_DISCRETE_N:
+            raise policy_file_error(
+                path,
+                f"data[{what!r}] needs 1 ≤ n ≤ {MAX_DISCRETE_N} and |start| ≤ {MAX_DISCRETE_N}, "
+                f"got n={n!r:.40}, start={start!r:.40}",
+            )
         return gym.spaces.Discrete(n, start=start)
     if "spaces.box.Box" not in type_name:
         raise policy_file_error(
             path, f"{what} is a {type_name or 'unknown space'}; only Box and Discrete are supported"
         )
     shape_raw = entry.get("_shape")
-    if not isinstance(shape_raw, list) or not all(isinstance(d, int) and d >= 0 for d in shape_raw):
+    if (
+        not isinstance(shape_raw, list)
+        or len(shape_raw) > 32
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape_raw)
+    ):
         raise policy_file_error(path, f"data[{what!r}]._shape is not a list of sizes ({shape_raw!r:.80})")
     shape = tuple(shape_raw)
-    if math.prod(shape) > _MAX_SPACE_ELEMENTS:
-        raise policy_file_error(path, f"{what} shape {shape} is too large")
+    if math.prod(shape) > MAX_SPACE_ELEMENTS:
+        raise policy_file_error(
+            path,
+            f"{what} shape {shape!r:.80} has more than {MAX_SPACE_ELEMENTS} elements "
+            "(robustrl.policies.spaces.MAX_SPACE_ELEMENTS)",
+        )
     dtype = entry.get("dtype", "float32")
     if dtype not in ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64"):
         raise policy_file_error(path, f"{what} has unsupported dtype {dtype!r}")
@@ -319,7 +331,7 @@ def read_sb3_info(zf: zipfile.ZipFile, path: Path) -> SB3Info:
     data = read_json_member(zf, "data", path)
     if not isinstance(data, dict):
         raise policy_file_error(path, "member 'data' is not a JSON object")
-    state = load_weights(read_member(zf, "policy.pth", path), path, "policy.pth", "cpu")
+    state = read_weights(zf, "policy.pth", path)
     return _info(data, state, zf, path)
 
 
@@ -377,7 +389,7 @@ def load_sb3_zip(
     data = read_json_member(zf, "data", path)
     if not isinstance(data, dict):
         raise policy_file_error(path, "member 'data' is not a JSON object")
-    state = load_weights(read_member(zf, "policy.pth", path), path, "policy.pth", "cpu")
+    state = read_weights(zf, "policy.pth", path)
     info = _info(data, state, zf, path)
     env_obs, env_act = env_spaces(env_id) if env_id is not None else (None, None)
     obs_space = _resolve_space(info.observation_space, observation_space, env_obs, "observation", path)
@@ -433,11 +445,7 @@ def load_sb3(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"SB3 file {str(p)!r} does not exist")
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise policy_file_error(p, f"is not a zip archive (truncated or corrupt?): {err}") from err
-    with zf:
+    with open_zip(p) as zf:
         if not {"data", "policy.pth"} <= set(zf.namelist()):
             raise policy_file_error(p, "is not an SB3 checkpoint: it lacks the members 'data' and 'policy.pth'")
         return load_sb3_zip(

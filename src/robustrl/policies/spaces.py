@@ -9,7 +9,11 @@ import gymnasium as gym
 import numpy as np
 
 _BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64")
-_MAX_ELEMENTS = 1 << 24
+
+MAX_SPACE_ELEMENTS = 1 << 20
+"""Most elements of a Box read from a file (a 1024×1024 image; Atari frames are 100 800)."""
+MAX_DISCRETE_N = 1 << 31
+"""Largest ``n`` (and ``|start|``) of a Discrete space read from a file."""
 
 
 def _encode_scalar(x: np.generic) -> float | str:
@@ -79,16 +83,30 @@ def space_from_json(data: Any, *, what: str = "space") -> gym.Space[Any]:
         raise ValueError(f"{what}: expected {{'type': 'Box' | 'Discrete', ...}}, got {data!r:.200}")
     if data["type"] == "Discrete":
         n, start = data.get("n"), data.get("start", 0)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(start, int):
-            raise ValueError(f"{what}: Discrete needs an integer n ≥ 1, got n={n!r}, start={start!r}")
+        if (
+            not isinstance(n, int)
+            or isinstance(n, bool)
+            or not 1 <= n <= MAX_DISCRETE_N
+            or not isinstance(start, int)
+            or isinstance(start, bool)
+            or abs(start) > MAX_DISCRETE_N
+        ):
+            raise ValueError(
+                f"{what}: Discrete needs an integer n ≥ 1 (at most {MAX_DISCRETE_N}) and an integer start, "
+                f"got n={n!r:.40}, start={start!r:.40}"
+            )
         return gym.spaces.Discrete(n, start=start)
     shape = data.get("shape")
     if (
         not isinstance(shape, list)
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        or math.prod(shape) > _MAX_ELEMENTS
+        or len(shape) > 32
+        or math.prod(shape) > MAX_SPACE_ELEMENTS
     ):
-        raise ValueError(f"{what}: Box shape must be a list of non-negative integers, got {shape!r:.200}")
+        raise ValueError(
+            f"{what}: Box shape must be a list of at most 32 non-negative integers with at most "
+            f"{MAX_SPACE_ELEMENTS} elements in all (robustrl.policies.spaces.MAX_SPACE_ELEMENTS), got {shape!r:.200}"
+        )
     dtype = data.get("dtype", "float32")
     if dtype not in _BOX_DTYPES:
         raise ValueError(f"{what}: unsupported Box dtype {dtype!r}")
@@ -111,3 +129,19 @@ def spaces_equal(a: gym.Space[Any], b: gym.Space[Any]) -> bool:
             and np.array_equal(a.high, b.high)
         )
     return False
+
+
+def env_spaces(env_id: str) -> tuple[gym.Space[Any], gym.Space[Any]]:
+    """Observation and action space of one copy of Gymnasium env ``env_id`` (the env is made and closed).
+
+    Raises:
+        ValueError: ``env_id`` is unknown or the env cannot be made.
+    """
+    try:
+        env = gym.make(env_id)
+    except Exception as err:  # gymnasium raises several error types for unknown/broken ids
+        raise ValueError(f"unknown or broken env id {env_id!r}: {err}") from err
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

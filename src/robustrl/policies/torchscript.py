@@ -19,9 +19,11 @@ The contract for a module loaded by :func:`load_torchscript`:
   by :func:`save_torchscript`), or taken from ``env_id=`` at load time.
 
 Safety: a TorchScript archive is not a Python pickle (its ``data.pkl`` is read by TorchScript's restricted
-loader, which builds only tensors and TorchScript objects), but it *is* code: its methods run in the
-TorchScript interpreter with access to every registered torch operator. Load modules from sources you
-would accept code from.
+loader, which builds only tensors and TorchScript objects), but it *is* code: ``torch.jit.load`` runs the
+module's ``__setstate__`` methods and the load check calls ``forward``, in the TorchScript interpreter with
+access to every registered torch operator (``torch.from_file(path, shared=True)`` writes to any file). So
+:func:`load_torchscript` (and :func:`robustrl.policies.load_policy`) refuse a TorchScript file unless
+``trust_code=True``; :func:`read_torchscript_meta` reads only the JSON extra file and never loads the module.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import contextlib
 import json
 import os
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -42,9 +43,9 @@ from torch import nn
 
 from robustrl.common.io import atomic_path
 from robustrl.policies.base import policy_device
-from robustrl.policies.io import env_spaces, policy_file_error, read_json_member
 from robustrl.policies.networks import sample_categorical
-from robustrl.policies.spaces import space_from_json, space_to_json
+from robustrl.policies.reading import check_members, open_zip, policy_file_error, read_json_member
+from robustrl.policies.spaces import env_spaces, space_from_json, space_to_json
 
 Output = Literal["logits", "q_values", "actions"]
 
@@ -65,24 +66,27 @@ def _quiet_jit() -> Iterator[None]:
 def read_torchscript_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``robustrl.json`` extra file of a TorchScript archive, spaces parsed ({} when it has none).
 
+    Only that JSON member is read (capped like every member); the module is never loaded, so no code runs.
+
     Raises:
-        ValueError: the archive is unreadable or the metadata is malformed.
+        PolicyFileError: the archive is unreadable or the metadata is malformed (a ``ValueError``).
     """
     p = Path(path)
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise policy_file_error(p, f"is not a TorchScript archive ({err})") from err
-    with zf:
+    with open_zip(p) as zf:
         names = [n for n in zf.namelist() if n.endswith(f"/extra/{META_FILE}")]
         if not names:
             return {}
+        if len(names) > 1:
+            raise policy_file_error(p, f"has {len(names)} {META_FILE!r} extra files ({names[:3]}); expected one")
         meta = read_json_member(zf, names[0], p)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise policy_file_error(p, f"extra file {META_FILE!r} is not {FORMAT_NAME!r} metadata")
     out = dict(meta)
     for key in ("observation_space", "action_space"):
-        out[key] = space_from_json(meta.get(key), what=f"policy file {str(p)!r}: {key}")
+        try:
+            out[key] = space_from_json(meta.get(key), what=key)
+        except ValueError as err:
+            raise policy_file_error(p, str(err)) from err
     if out.get("output") not in (*_OUTPUTS, None):
         raise policy_file_error(p, f"output must be one of {_OUTPUTS}, got {out.get('output')!r}")
     if out.get("env_id") is not None and not isinstance(out["env_id"], str):
@@ -211,8 +215,12 @@ def load_torchscript(
     output: Output | None = None,
     observation_space: gym.Space[Any] | None = None,
     action_space: gym.Space[Any] | None = None,
+    trust_code: bool = False,
 ) -> TorchScriptPolicy:
     """Load a TorchScript module as a policy (see the module docstring for the contract).
+
+    The module is code: loading runs its ``__setstate__`` methods and then calls ``forward`` once on an
+    in-bounds batch to check the contract. It is therefore refused unless ``trust_code=True``.
 
     Args:
         path: the ``torch.jit.save`` archive.
@@ -223,15 +231,26 @@ def load_torchscript(
             ``"actions"`` for Box action spaces).
         observation_space: override the observation space (recorded or from ``env_id``).
         action_space: override the action space.
+        trust_code: run the module's code. Pass it only for files from a source you would accept code from.
+
+    Returns:
+        The wrapped module, in eval mode on ``device``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the archive is corrupt, has no spaces and no ``env_id`` was given, or ``forward``
-            does not follow the contract.
+        PolicyFileError: ``trust_code`` is False, the archive is corrupt or over a size limit, has no spaces
+            and no ``env_id`` was given, or ``forward`` does not follow the contract (a ``ValueError``).
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"policy file {str(p)!r} does not exist")
+    if not trust_code:
+        raise policy_file_error(
+            p,
+            "is a TorchScript module, which is code: loading it runs its methods (they can read and write "
+            "files), so it is refused by default. If you trust its source, load it with "
+            "load_policy(path, trust_code=True) (the CLIs' --trust-code)",
+        )
     meta = read_torchscript_meta(p)
     obs_space, act_space = meta.get("observation_space"), meta.get("action_space")
     if env_id is not None:
@@ -247,6 +266,8 @@ def load_torchscript(
             p, f"is a TorchScript module without {META_FILE!r} metadata; pass env_id= so its spaces are known"
         )
     out_kind = output or meta.get("output") or ("logits" if isinstance(act_space, gym.spaces.Discrete) else "actions")
+    with open_zip(p) as zf:
+        check_members(zf, p)
     try:
         with _quiet_jit():
             module = torch.jit.load(str(p), map_location=device)

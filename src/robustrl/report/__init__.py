@@ -4,7 +4,8 @@
   ``index.html`` (figures embedded, CSS inline, no scripts, no external URLs) plus PNG/SVG figures out.
 * :mod:`robustrl.report.figures`: one function per figure, each returning a matplotlib ``Figure``, and
   :func:`save_figure` (PNG + SVG, atomically).
-* :func:`load_result`: read a result file into a typed record (errors name the file).
+* :func:`load_result`: read a result file with :func:`robustrl.results.load_result`, keeping its path
+  (:class:`Loaded`); errors name the file and the field.
 """
 
 from robustrl.report.figures import (
@@ -19,34 +20,21 @@ from robustrl.report.figures import (
     return_vs_budget,
     save_figure,
 )
-from robustrl.report.loading import (
-    KINDS,
-    CertificateRecord,
-    DynamicsRecord,
-    EvaluationRecord,
-    ResultFileError,
-    ShiftGrid,
-    ThreatCurve,
-    load_result,
-    load_results,
-)
-from robustrl.report.report import ReportConfig, ReportResult, report, run_report
+from robustrl.report.loading import KINDS, Loaded, ResultFileError, load_result, load_results
+from robustrl.report.report import ReportConfig, ReportResult, check_report_options, report, run_report
 
 __all__ = [
     "KINDS",
-    "CertificateRecord",
-    "DynamicsRecord",
     "Estimate",
-    "EvaluationRecord",
     "FigureFiles",
+    "Loaded",
     "ReportConfig",
     "ReportResult",
     "ResultFileError",
     "Series",
-    "ShiftGrid",
-    "ThreatCurve",
     "aggregate_intervals",
     "certificate_vs_attack",
+    "check_report_options",
     "dynamics_shift",
     "load_result",
     "load_results",

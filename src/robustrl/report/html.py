@@ -11,6 +11,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
+from html.parser import HTMLParser
 from typing import Any, Literal, NamedTuple
 
 __all__ = [
@@ -205,25 +206,78 @@ def page_html(title: str, subtitle: str, sections: Sequence[Section], *, footer:
     )
 
 
-_REF_ATTR = re.compile(r"""\b(?:src|href|action|poster|data|srcset|formaction)\s*=\s*["']?([^"'\s>]*)""", re.I)
+_URL_ATTRS = frozenset(
+    {"src", "href", "xlink:href", "action", "formaction", "poster", "data", "background", "cite", "longdesc",
+     "usemap", "manifest", "ping", "codebase", "archive", "lowsrc", "dynsrc", "srcset", "imagesrcset"}
+)  # fmt: skip
+"""Attributes whose value a browser may fetch (``srcset``-style ones hold several URLs)."""
+_CODE_TAGS = frozenset({"script", "link", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "portal"})
+"""Tags that load or run something whatever their attributes."""
 _CSS_URL = re.compile(r"""url\(\s*["']?([^"')]*)""", re.I)
-_TAGS = re.compile(r"<\s*(script|link|iframe|object|embed|base|meta\s+http-equiv)\b", re.I)
+
+
+def _local(ref: str) -> bool:
+    """Whether a URL stays in the page: an in-page ``#anchor`` or a ``data:`` URI."""
+    ref = ref.strip()
+    return ref.startswith("#") or ref.lower().startswith("data:")
+
+
+class _References(HTMLParser):
+    """Collects what in a page would make a browser load something or run code (see :func:`external_references`)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.bad: list[str] = []
+        self._style = 0
+
+    def _css(self, text: str) -> None:
+        self.bad += [m.group(1) for m in _CSS_URL.finditer(text) if not _local(m.group(1))]
+        if "@import" in text.lower():
+            self.bad.append("@import")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _CODE_TAGS:
+            self.bad.append(f"<{tag}")
+        if tag == "meta" and any(k == "http-equiv" for k, _ in attrs):
+            self.bad.append("<meta http-equiv")
+        if tag == "style":
+            self._style += 1
+        for key, value in attrs:
+            text = value or ""
+            if key.startswith("on"):
+                self.bad.append(f"{key}=")  # an event handler is code
+            elif key in ("srcset", "imagesrcset"):
+                self.bad += [c.split()[0] for c in text.split(",") if c.strip() and not _local(c.split()[0])]
+            elif key in _URL_ATTRS and not _local(text):
+                self.bad.append(text)
+            elif key == "style":
+                self._css(text)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style" and self._style:
+            self._style -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._style:
+            self._css(data)
 
 
 def external_references(page: str) -> list[str]:
     """Everything in ``page`` that would make a browser load something or run code.
 
-    Returns the offending references: attribute values and CSS ``url(...)`` that are neither a
-    ``data:`` URI nor an in-page ``#anchor``, and any ``<script>``, ``<link>``, ``<iframe>``,
-    ``<object>``, ``<embed>``, ``<base>`` or ``<meta http-equiv>`` tag. An empty list means the page is
-    self-contained.
+    The page is parsed as HTML, so only real tags and attributes count, never text (an escaped policy
+    path such as ``data=v2/policy.zip`` in a table cell is text). Returns the offending references:
+    URL-valued attributes (``src``, ``href``, ``xlink:href``, ``data``, ``srcset``, ...) and CSS ``url(...)``
+    in ``<style>`` or a ``style`` attribute that are neither a ``data:`` URI nor an in-page ``#anchor``,
+    CSS ``@import``, event-handler attributes (``onload=``...), and any ``<script>``, ``<link>``,
+    ``<iframe>``, ``<object>``, ``<embed>``, ``<base>`` or ``<meta http-equiv>`` tag. An empty list means
+    the page is self-contained.
+
+    Example:
+        >>> external_references('<p>data=v2/policy.zip</p><img src="https://x.org/a.png">')
+        ['https://x.org/a.png']
     """
-    bad = [m.group(0) for m in _TAGS.finditer(page)]
-    for rx in (_REF_ATTR, _CSS_URL):
-        for m in rx.finditer(page):
-            ref = m.group(1)
-            if not (ref.startswith("#") or ref.lower().startswith("data:")):
-                bad.append(ref)
-    if "@import" in page:
-        bad.append("@import")
-    return bad
+    parser = _References()
+    parser.feed(page)
+    parser.close()
+    return parser.bad

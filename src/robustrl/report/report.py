@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from robustrl.common.seeding import derive_seed
+from robustrl.common.io import check_output_path
+from robustrl.common.limits import check_count, check_fits
+from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.report.figures import FigureFiles
-from robustrl.report.html import Section, external_references, page_html
-from robustrl.report.loading import CertificateRecord, DynamicsRecord, EvaluationRecord, Record, load_results
+from robustrl.report.html import Section, esc, external_references, page_html
+from robustrl.report.loading import Loaded, Reportable, load_results, of_kind, unique_result_files
 from robustrl.report.scores import Normalize, aggregate_section, parse_score_bounds, pool_runs, score_table
 from robustrl.report.sections import (
+    Eval,
     FigureSink,
     attacks_section,
     certificates_section,
@@ -31,13 +34,20 @@ from robustrl.report.sections import (
     provenance_section,
     shifts_section,
 )
+from robustrl.results import Certificate, DynamicsResult, EvaluationResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReportConfig", "ReportResult", "report", "run_report"]
+__all__ = ["MAX_DPI", "ReportConfig", "ReportResult", "check_report_options", "report", "run_report"]
 
 FIGURES_DIR = "figures"
 """Sub-folder of the output folder holding the PNG and SVG files."""
+MAX_DPI = 1200
+"""The largest PNG resolution (print quality is 300–600 dpi)."""
+_FIGURE_BYTES_PER_DOT2 = 7.0 * 4.8 * 4 * 3
+"""Bytes per dpi² of rendering the largest usual figure (7 × 4.8 in, RGBA, about three copies in flight)."""
+_REP_BYTES = 64
+"""Memory one bootstrap resample of the aggregate costs (per metric and condition, with the sorted copy)."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,26 @@ class ReportResult:
 
 
 def _check_number(name: str, value: float, lo: float, hi: float) -> None:
-    if not lo < value < hi:
-        raise ValueError(f"{name} must be in ({lo}, {hi}), got {value}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo < value < hi:
+        raise ValueError(f"{name} must be in ({lo}, {hi}), got {value!r}")
+
+
+def check_report_options(*, seed: int, confidence: float, reps: int, dpi: int) -> None:
+    """Check the report's numeric options and size them against memory before anything is loaded or drawn.
+
+    Raises:
+        ValueError: naming the option (``--seed``, ``--confidence``, ``--reps``, ``--dpi``) and the limit.
+    """
+    check_seed(seed, "--seed")
+    _check_number("--confidence", confidence, 0.0, 1.0)
+    n = check_count(reps, "--reps")
+    check_fits(n * _REP_BYTES, f"--reps {n}", hint="2000 resamples are plenty for a 95% interval")
+    d = check_count(dpi, "--dpi", maximum=MAX_DPI)
+    check_fits(d * d * _FIGURE_BYTES_PER_DOT2, f"--dpi {d}", hint="use a lower resolution")
 
 
 def build_page(
-    records: Sequence[Record],
+    records: Sequence[Loaded[Reportable]],
     *,
     title: str = "Robustness report",
     seed: int = 0,
@@ -94,23 +118,22 @@ def build_page(
     confidence: float = 0.95,
     reps: int = 2000,
     dpi: int = 110,
+    notes: Sequence[str] = (),
 ) -> tuple[str, FigureSink, tuple[str, ...]]:
     """Compute and render the page of loaded records in memory: ``(html, rendered figures, section ids)``.
 
-    Arguments as in :func:`report`, with records (see :func:`~robustrl.report.loading.load_result`)
-    instead of paths.
+    Arguments as in :func:`report`, with loaded results (see :func:`~robustrl.report.loading.load_result`)
+    instead of paths; ``notes`` are shown at the top of the page (e.g. which repeated files were dropped).
     """
-    _check_number("confidence", confidence, 0.0, 1.0)
-    if reps < 1:
-        raise ValueError(f"reps must be >= 1, got {reps}")
+    check_report_options(seed=seed, confidence=confidence, reps=reps, dpi=dpi)
     if not records:
         raise ValueError("no results to report")
-    evals = [r for r in records if isinstance(r, EvaluationRecord)]
-    certs = [r for r in records if isinstance(r, CertificateRecord)]
-    dynamics = [r for r in records if isinstance(r, DynamicsRecord)]
-    by_task: dict[str, list[EvaluationRecord]] = {}
+    evals = of_kind(records, EvaluationResult)
+    certs = of_kind(records, Certificate)
+    dynamics = of_kind(records, DynamicsResult)
+    by_task: dict[str, list[Eval]] = {}
     for ev in evals:
-        by_task.setdefault(ev.env_id, []).append(ev)
+        by_task.setdefault(ev.result.env_id, []).append(ev)
     # a task with several runs is shown once, pooled over its runs
     shown = [
         runs[0] if len(runs) == 1 else pool_runs(runs, confidence=confidence, reps=reps, seed=derive_seed(seed, 7, k))
@@ -118,7 +141,7 @@ def build_page(
     ]
     pooled_runs = [ev for runs in by_task.values() if len(runs) > 1 for ev in runs]
     sink = FigureSink(dpi=dpi)
-    extra: list[str] = []
+    extra: list[str] = [f'<p class="note">{esc(note)}</p>' for note in notes]
     sections: list[Section | None] = []
     table = score_table(evals, normalize=normalize, score_bounds=score_bounds) if evals else None
     agg = None
@@ -142,7 +165,7 @@ def build_page(
     )
     subtitle = (
         f"{counts} · "
-        f"tasks: {', '.join(dict.fromkeys(r.env_id for r in records))} · "
+        f"tasks: {', '.join(dict.fromkeys(r.result.env_id for r in records))} · "
         f"generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by robustrl {__version__}"
     )
     html = page_html(title, subtitle, kept, footer=f"robustrl {__version__} · report seed {seed}")
@@ -183,17 +206,20 @@ def report(
     Returns:
         :class:`ReportResult` with the page and figure paths.
 
+    A file given twice, or two files with the same content, count once (the page says so).
+
     Raises:
         FileNotFoundError: a result file is missing (named).
-        ValueError: a result file is not JSON, of an unknown kind or malformed (named), or a bad option.
-            Nothing is written then.
+        ValueError: a result file is a directory, not JSON, of an unknown kind or malformed (named), or a bad
+            option (``out_dir`` not a folder that can be written, a seed, confidence, reps or dpi out of
+            range, or a request too large for memory). Nothing is written then.
 
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"report output folder {str(out)!r} exists and is not a folder")
+    check_report_options(seed=seed, confidence=confidence, reps=reps, dpi=dpi)
+    out = check_output_path(out_dir, what="--out", kind="dir", allow_missing_parents=True)
+    inputs, notes = unique_result_files(results)
     html, sink, section_ids = build_page(
-        load_results(results),
+        load_results(inputs),
         title=title,
         seed=seed,
         normalize=normalize,
@@ -201,6 +227,7 @@ def report(
         confidence=confidence,
         reps=reps,
         dpi=dpi,
+        notes=notes,
     )
     out.mkdir(parents=True, exist_ok=True)
     figdir = out / FIGURES_DIR

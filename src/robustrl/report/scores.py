@@ -16,21 +16,23 @@ explicit seeds).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from robustrl.common.seeding import derive_seed
 from robustrl.report.figures import Estimate, aggregate_intervals, make_series, performance_profiles
 from robustrl.report.html import Card, Section, cards_html, esc, table_html
-from robustrl.report.loading import EvaluationRecord, ThreatCurve
-from robustrl.report.sections import FigureSink, fmt, pick_budgets, relative_drop, tone, unit_symbol
+from robustrl.report.loading import Loaded
+from robustrl.report.sections import Eval, FigureSink, fmt, pick_budgets, relative_drop, tone, unit_symbol
+from robustrl.results import CleanRun, EvaluationResult, StrongestCurve, ThreatCurve
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def parse_score_bounds(items: Sequence[str]) -> dict[str, tuple[float, float]]:
 
 
 def score_table(
-    evals: Sequence[EvaluationRecord],
+    evals: Sequence[Eval],
     *,
     normalize: Normalize = "clean",
     score_bounds: Mapping[str, tuple[float, float]] | None = None,
@@ -105,8 +107,9 @@ def score_table(
             bounds for a task (the message names the task).
 
     """
-    tasks = tuple(dict.fromkeys(ev.env_id for ev in evals))
-    by_task = {t: [ev for ev in evals if ev.env_id == t] for t in tasks}
+    results = [ev.result for ev in evals]
+    tasks = tuple(dict.fromkeys(ev.env_id for ev in results))
+    by_task = {t: [ev for ev in results if ev.env_id == t] for t in tasks}
     runs = min(len(v) for v in by_task.values()) if tasks else 0
     if runs * len(tasks) < 2:
         return None
@@ -116,10 +119,14 @@ def score_table(
         notes.append(f"Tasks have different numbers of runs ({counts}); the first {runs} of each are aggregated.")
     grid = [[by_task[t][r] for t in tasks] for r in range(runs)]  # [runs][tasks]
 
-    raw: dict[str, np.ndarray] = {"clean": np.array([[ev.clean.point for ev in row] for row in grid])}
-    units = [c.unit for c in evals[0].strongest if all(any(s.unit == c.unit for s in ev.strongest) for ev in evals)]
+    raw: dict[str, np.ndarray] = {"clean": np.array([[ev.clean.mean for ev in row] for row in grid])}
+    units = [
+        c.threat_model
+        for c in results[0].strongest
+        if all(any(s.threat_model == c.threat_model for s in ev.strongest) for ev in results)
+    ]
     for unit in units:
-        curves = [[next(s for s in ev.strongest if s.unit == unit) for ev in row] for row in grid]
+        curves = [[next(s for s in ev.strongest if s.threat_model == unit) for ev in row] for row in grid]
         ref = curves[0][0].budgets
         common = [b for b in ref if b > 0 and all(np.isclose(c.budgets, b).any() for row in curves for c in row)]
         sym = unit_symbol(unit)
@@ -253,18 +260,31 @@ def aggregate_section(
     return section, headline
 
 
-def _find(curves: Sequence[ThreatCurve], name: str, unit: str) -> ThreatCurve | None:
-    return next((c for c in curves if c.name == name and c.unit == unit), None)
+def _find_threat(res: EvaluationResult, label: str, unit: str) -> ThreatCurve | None:
+    return next((c for c in res.threats if c.label == label and c.threat_model == unit), None)
 
 
-def pool_runs(
-    runs: Sequence[EvaluationRecord], *, confidence: float = 0.95, reps: int = 2000, seed: int | None = 0
-) -> EvaluationRecord:
-    """One record summarising several runs of one task: per budget, the mean over runs of each run's mean.
+def _find_strongest(res: EvaluationResult, unit: str) -> StrongestCurve | None:
+    return next((c for c in res.strongest if c.threat_model == unit), None)
+
+
+def _matching(members: Sequence[ThreatCurve | StrongestCurve | None]) -> list[Any] | None:
+    """The members when every run has the curve at the same budgets, else None."""
+    found = [m for m in members if m is not None]
+    if len(found) != len(members):
+        return None
+    b = found[0].budgets
+    return found if all(len(m.budgets) == len(b) and np.allclose(m.budgets, b) for m in found) else None
+
+
+def pool_runs(runs: Sequence[Eval], *, confidence: float = 0.95, reps: int = 2000, seed: int | None = 0) -> Eval:
+    """One evaluation summarising several runs of one task: per budget, the mean over runs of each run's mean.
 
     Intervals are percentile-bootstrap CIs over runs (``robustrl.stats.bootstrap_ci`` of the run means):
     the uncertainty a reader cares about when comparing training seeds. A threat (or a strongest curve)
-    enters only when every run measured it at the same budgets.
+    enters only when every run measured it at the same budgets. The pooled result's episode returns are
+    the runs' episodes side by side (so ``episodes`` is their total); its ``seed`` is the first run's and
+    its ``config`` lists every run's file and seed.
 
     Args:
         runs: evaluations of one env id (at least one).
@@ -273,16 +293,18 @@ def pool_runs(
         seed: seed of the bootstrap (one derived seed per interval).
 
     Returns:
-        An :class:`EvaluationRecord` with ``runs = len(runs)`` and ``path = Path("<n> runs")``.
+        A :class:`~robustrl.report.loading.Loaded` evaluation with ``runs = len(runs)`` and
+        ``path = Path("<n> runs")``.
 
     """
     from robustrl import stats
 
     if not runs:
         raise ValueError("pool_runs needs at least one run")
-    env_ids = {r.env_id for r in runs}
+    env_ids = {r.result.env_id for r in runs}
     if len(env_ids) != 1:
         raise ValueError(f"pool_runs pools runs of one task, got {sorted(env_ids)}")
+    results = [r.result for r in runs]
     counter = iter(range(1 << 30))
 
     def est(values: Sequence[float]) -> Estimate:
@@ -292,46 +314,41 @@ def pool_runs(
         )  # fmt: skip
         return Estimate(float(iv.point), float(iv.low), float(iv.high))
 
-    def pool(members: Sequence[ThreatCurve], name: str) -> ThreatCurve:
-        b = members[0].budgets
-        per_budget = [est([float(c.mean[j]) for c in members]) for j in range(b.size)]
-        which: tuple[str, ...] = ()
-        if all(c.which for c in members):
-            which = tuple(Counter(c.which[j] for c in members).most_common(1)[0][0] for j in range(b.size))
-        return ThreatCurve(
-            name, members[0].unit, b,
-            np.array([e.point for e in per_budget]), np.array([e.low for e in per_budget]),
-            np.array([e.high for e in per_budget]), np.sum([c.episodes for c in members], axis=0), which,
-        )  # fmt: skip
-
-    def matching(members: Sequence[ThreatCurve | None]) -> list[ThreatCurve] | None:
-        found = [m for m in members if m is not None]
-        if len(found) != len(members):
-            return None
-        b = found[0].budgets
-        return found if all(m.budgets.shape == b.shape and np.allclose(m.budgets, b) for m in found) else None
+    def pooled(members: Sequence[ThreatCurve | StrongestCurve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        per_budget = [est([float(c.mean[j]) for c in members]) for j in range(len(members[0].budgets))]
+        return (
+            np.array([e.point for e in per_budget]),
+            np.array([e.low for e in per_budget]),
+            np.array([e.high for e in per_budget]),
+        )
 
     curves = []
-    for c in runs[0].curves:
-        members = matching([_find(r.curves, c.name, c.unit) for r in runs])
+    for c in results[0].threats:
+        members = _matching([_find_threat(r, c.label, c.threat_model) for r in results])
         if members is not None:
-            curves.append(pool(members, c.name))
+            mean, low, high = pooled(members)
+            returns = np.concatenate([m.returns for m in members], axis=1)
+            lengths = np.concatenate([m.lengths for m in members], axis=1)
+            curves.append(dataclasses.replace(c, returns=returns, lengths=lengths, mean=mean, ci_low=low, ci_high=high))
     strongest = []
-    for c in runs[0].strongest:
-        members = matching([_find(r.strongest, c.name, c.unit) for r in runs])
-        if members is not None:
-            strongest.append(pool(members, "strongest"))
-    sigmas = {r.smoothing_sigma for r in runs}
-    return EvaluationRecord(
-        path=Path(f"{len(runs)} runs"),
-        env_id=runs[0].env_id,
-        policy=", ".join(dict.fromkeys(r.policy for r in runs)),
-        clean=est([r.clean.point for r in runs]),
-        clean_episodes=sum(r.clean_episodes for r in runs),
-        curves=tuple(curves),
+    for s in results[0].strongest:
+        found = _matching([_find_strongest(r, s.threat_model) for r in results])
+        if found is not None:
+            mean, low, high = pooled(found)
+            which = tuple(Counter(m.threat[j] for m in found).most_common(1)[0][0] for j in range(len(s.budgets)))
+            strongest.append(dataclasses.replace(s, mean=mean, ci_low=low, ci_high=high, threat=which))
+    sigmas = {r.smoothing_sigma for r in results}
+    clean = est([r.clean.mean for r in results])
+    summary = EvaluationResult(
+        env_id=results[0].env_id,
+        policy=", ".join(dict.fromkeys(r.policy for r in results)),
+        episodes=sum(r.episodes for r in results),
+        seed=results[0].seed,
+        clean=CleanRun(np.concatenate([r.clean.returns for r in results]), clean.point, (clean.low, clean.high)),
+        threats=tuple(curves),
         strongest=tuple(strongest),
         confidence=confidence,
-        seed=None,
-        smoothing_sigma=sigmas.pop() if len(sigmas) == 1 else math.nan,
-        runs=len(runs),
+        smoothing_sigma=sigmas.pop() if len(sigmas) == 1 else 0.0,
+        config={"pooled_runs": [str(r.path) for r in runs], "seeds": [r.seed for r in results]},
     )
+    return Loaded(Path(f"{len(runs)} runs"), summary, runs=len(runs))

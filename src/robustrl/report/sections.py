@@ -1,4 +1,4 @@
-"""The report's sections, each built from loaded records: headline cards, figures, tables, provenance.
+"""The report's sections, each built from loaded results: headline cards, figures, tables, provenance.
 
 Figures are rendered once into a :class:`FigureSink` (PNG and SVG bytes in memory), embedded in the page
 as SVG ``data:`` URIs, and written as files by :func:`robustrl.report.report` at the end.
@@ -23,7 +23,15 @@ from robustrl.report.figures import (
     return_vs_budget,
 )
 from robustrl.report.html import Card, Section, Tone, cards_html, esc, figure_html, json_details, table_html
-from robustrl.report.loading import CertificateRecord, DynamicsRecord, EvaluationRecord, Record, ShiftGrid, ThreatCurve
+from robustrl.report.loading import Loaded, Reportable, nominal_params
+from robustrl.results import Certificate, DynamicsResult, EvaluationResult, StrongestCurve
+
+Eval = Loaded[EvaluationResult]
+"""An evaluation and its file."""
+Dyn = Loaded[DynamicsResult]
+"""A dynamics grid and its file."""
+Cert = Loaded[Certificate]
+"""A certificate and its file."""
 
 __all__ = [
     "UNIT_LABELS",
@@ -31,6 +39,7 @@ __all__ = [
     "RenderedFigure",
     "attacks_section",
     "certificates_section",
+    "clean_estimate",
     "fmt",
     "headline_section",
     "numbers_section",
@@ -168,8 +177,17 @@ def pick_budgets(budgets: np.ndarray, k: int = 3) -> list[int]:
     return nz[pos].tolist()
 
 
-def _label(rec: Record, many: bool) -> str:
-    return f"{rec.env_id} · {rec.path.name}" if many else rec.env_id
+def _label(rec: Loaded[Reportable], many: bool) -> str:
+    return f"{rec.result.env_id} · {rec.path.name}" if many else rec.result.env_id
+
+
+def clean_estimate(res: EvaluationResult) -> Estimate:
+    """The clean mean return with its CI."""
+    return Estimate(res.clean.mean, res.clean.ci[0], res.clean.ci[1])
+
+
+def _budgets(curve: StrongestCurve) -> np.ndarray:
+    return np.asarray(curve.budgets, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,82 +212,95 @@ def _model_name(unit: str) -> str:
     return THREAT_MODEL_NAMES.get(unit, unit)
 
 
-def _clean_card(ev: EvaluationRecord) -> Card:
-    detail = f"{ev.confidence:.0%} CI {fmt_ci(ev.clean)} · {ev.clean_episodes} episodes"
-    if ev.runs > 1:
-        detail = f"mean of {ev.runs} runs · {ev.confidence:.0%} CI over runs {fmt_ci(ev.clean)}"
+def _clean_card(item: Eval) -> Card:
+    ev, clean = item.result, clean_estimate(item.result)
+    detail = f"{ev.confidence:.0%} CI {fmt_ci(clean)} · {ev.clean.returns.size} episodes"
+    if item.runs > 1:
+        detail = f"mean of {item.runs} runs · {ev.confidence:.0%} CI over runs {fmt_ci(clean)}"
     if ev.smoothing_sigma > 0:
         detail += f" · smoothed σ = {ev.smoothing_sigma:g}"
-    return Card("Clean return", fmt(ev.clean.point), detail, "neutral")
+    return Card("Clean return", fmt(clean.point), detail, "neutral")
 
 
-def _worst_cards(ev: EvaluationRecord, curve: ThreatCurve) -> list[Card]:
+def _worst_cards(ev: EvaluationResult, curve: StrongestCurve) -> list[Card]:
     cards = []
-    for j in pick_budgets(curve.budgets):
+    for j in pick_budgets(_budgets(curve)):
         m = float(curve.mean[j])
-        who = f" · {curve.which[j]}" if curve.which else ""
-        ci = fmt_ci(Estimate(m, curve.low[j], curve.high[j]))
+        ci = fmt_ci(Estimate(m, curve.ci_low[j], curve.ci_high[j]))
         cards.append(
             Card(
-                f"Worst case {unit_symbol(curve.unit)} = {curve.budgets[j]:g}",
+                f"Worst case {unit_symbol(curve.threat_model)} = {curve.budgets[j]:g}",
                 fmt(m),
-                f"{versus_clean(ev.clean.point, m)} · CI {ci}{who}",
-                tone(relative_drop(ev.clean.point, m)),
+                f"{versus_clean(ev.clean.mean, m)} · CI {ci} · {curve.threat[j]}",
+                tone(relative_drop(ev.clean.mean, m)),
             )
         )
     return cards
 
 
-def verdict(ev: EvaluationRecord, curve: ThreatCurve) -> str:
+def verdict(ev: EvaluationResult, curve: StrongestCurve) -> str:
     """One sentence: up to which budget the return holds, and where it ends at the largest budget."""
-    sym = unit_symbol(curve.unit)
-    drops = [relative_drop(ev.clean.point, float(m)) for m in curve.mean]
+    sym = unit_symbol(curve.threat_model)
+    drops = [relative_drop(ev.clean.mean, float(m)) for m in curve.mean]
     held = [float(b) for b, d in zip(curve.budgets, drops) if b > 0 and d <= 0.10]
     first_bad = next((float(b) for b, d in zip(curve.budgets, drops) if b > 0 and not d <= 0.10), None)
     j = len(curve.budgets) - 1
-    end = f"{versus_clean(ev.clean.point, float(curve.mean[j]))} at {sym} = {curve.budgets[j]:g}"
-    if curve.which and curve.which[j] != "clean":
-        end += f" ({curve.which[j]})"
+    end = f"{versus_clean(ev.clean.mean, float(curve.mean[j]))} at {sym} = {curve.budgets[j]:g}"
+    if curve.threat[j] != "clean":
+        end += f" ({curve.threat[j]})"
+    name = _model_name(curve.threat_model)
     if first_bad is None:
-        return f"{_model_name(curve.unit)}: within 10 % of the clean return at every budget tested; {end}."
+        return f"{name}: within 10 % of the clean return at every budget tested; {end}."
     if held and max(held) < first_bad:
-        return f"{_model_name(curve.unit)}: within 10 % of clean up to {sym} = {max(held):g}; {end}."
-    return f"{_model_name(curve.unit)}: loses more than 10 % already at {sym} = {first_bad:g}; {end}."
+        return f"{name}: within 10 % of clean up to {sym} = {max(held):g}; {end}."
+    return f"{name}: loses more than 10 % already at {sym} = {first_bad:g}; {end}."
 
 
-def _dynamics_cards(dy: DynamicsRecord) -> list[Card]:
-    g = dy.grid
-    idx = np.unravel_index(int(np.argmin(g.mean)), g.mean.shape)
-    worst = float(g.mean[idx])
-    at = ", ".join(f"{p} = {g.values[k][idx[k]]:g}" for k, p in enumerate(g.params))
+def _grid_names(dy: DynamicsResult) -> tuple[str, ...]:
+    return tuple(a.name for a in dy.params)
+
+
+def _grid_values(dy: DynamicsResult) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a.values, dtype=np.float64) for a in dy.params)
+
+
+def _dynamics_cards(dy: DynamicsResult) -> list[Card]:
+    names, values = _grid_names(dy), _grid_values(dy)
+    idx = np.unravel_index(int(np.argmin(dy.mean)), dy.mean.shape)
+    worst = float(dy.mean[idx])
+    at = ", ".join(f"{p} = {values[k][idx[k]]:g}" for k, p in enumerate(names))
     label = "Worst shift"
-    ref = _nominal_value(g)
+    nominal = nominal_params(dy.env_id, names)
+    ref = _nominal_value(dy, nominal)
     if ref is None:
         return [Card(label, fmt(worst), at, "neutral")]
     rel = f"{100 * worst / ref:.0f} % of nominal" if ref > 0 and worst >= 0 else f"Δ {fmt(worst - ref)} vs nominal"
-    cards = [
-        Card("At nominal parameters", fmt(ref), ", ".join(f"{p} = {v:g}" for p, v in zip(g.params, g.nominal or ())))
-    ]
+    cards = [Card("At nominal parameters", fmt(ref), ", ".join(f"{p} = {v:g}" for p, v in zip(names, nominal or ())))]
     return [*cards, Card(label, fmt(worst), f"{rel} · {at}", tone(relative_drop(ref, worst)))]
 
 
-def _nominal_value(g: ShiftGrid) -> float | None:
+def _nominal_value(dy: DynamicsResult, nominal: tuple[float, ...] | None) -> float | None:
     """Mean return at the nominal grid point, when the grid contains it."""
-    if g.nominal is None:
+    if nominal is None:
         return None
     idx = []
-    for vals, nom in zip(g.values, g.nominal):
+    for vals, nom in zip(_grid_values(dy), nominal):
         hit = np.flatnonzero(np.isclose(vals, nom))
         if not hit.size:
             return None
         idx.append(int(hit[0]))
-    return float(g.mean[tuple(idx)])
+    return float(dy.mean[tuple(idx)])
 
 
-def _cert_row(ce: CertificateRecord, with_clean: bool) -> Row:
+def _cert_estimate(ce: Certificate) -> Estimate:
+    return Estimate(ce.clean_return, ce.clean_return_ci[0], ce.clean_return_ci[1])
+
+
+def _cert_row(ce: Certificate, with_clean: bool) -> Row:
     cards = []
-    if with_clean and ce.clean is not None:
-        cards.append(Card("Clean smoothed return", fmt(ce.clean.point), f"CI {fmt_ci(ce.clean)} · n = {ce.n}"))
+    if with_clean:
+        clean = _cert_estimate(ce)
+        cards.append(Card("Clean smoothed return", fmt(clean.point), f"CI {fmt_ci(clean)} · n = {ce.n}"))
     for j in pick_budgets(ce.budgets):
         cards.append(
             Card(
@@ -292,9 +323,9 @@ def _group_html(title: str, rows: Sequence[Row], verdicts: Sequence[str]) -> str
 
 
 def headline_section(
-    evals: Sequence[EvaluationRecord],
-    certs: Sequence[CertificateRecord],
-    dynamics: Sequence[DynamicsRecord] = (),
+    evals: Sequence[Eval],
+    certs: Sequence[Cert],
+    dynamics: Sequence[Dyn] = (),
     extra: Sequence[str] = (),
 ) -> Section:
     """The "At a glance" section: clean return, strongest attack at a few budgets, certified bounds, shifts.
@@ -306,20 +337,21 @@ def headline_section(
     many = len(evals) + len(certs) + len(dynamics) > 1
     home: dict[str, int] = {}
     groups: list[tuple[str, list[Row], list[str]]] = []
-    for ev in evals:
+    for item in evals:
+        ev = item.result
         home.setdefault(ev.env_id, len(groups))
-        rows: list[Row] = [("Clean", [_clean_card(ev)])]
-        rows += [(_model_name(c.unit), _worst_cards(ev, c)) for c in ev.strongest]
-        groups.append((_label(ev, many), rows, [verdict(ev, c) for c in ev.strongest]))
+        rows: list[Row] = [("Clean", [_clean_card(item)])]
+        rows += [(_model_name(c.threat_model), _worst_cards(ev, c)) for c in ev.strongest]
+        groups.append((_label(item, many), rows, [verdict(ev, c) for c in ev.strongest]))
     for ce in certs:
-        if ce.env_id in home:
-            groups[home[ce.env_id]][1].append(_cert_row(ce, with_clean=False))
+        if ce.result.env_id in home:
+            groups[home[ce.result.env_id]][1].append(_cert_row(ce.result, with_clean=False))
         else:
-            groups.append((_label(ce, many), [_cert_row(ce, with_clean=True)], []))
+            groups.append((_label(ce, many), [_cert_row(ce.result, with_clean=True)], []))
     for dy in dynamics:
-        row = (f"Dynamics shift ({' × '.join(dy.grid.params)})", _dynamics_cards(dy))
-        if dy.env_id in home:
-            groups[home[dy.env_id]][1].append(row)
+        row = (f"Dynamics shift ({' × '.join(_grid_names(dy.result))})", _dynamics_cards(dy.result))
+        if dy.result.env_id in home:
+            groups[home[dy.result.env_id]][1].append(row)
         else:
             groups.append((_label(dy, many), [row], []))
     blocks = [*extra, *(_group_html(t, rows, v) for t, rows, v in groups)]
@@ -335,35 +367,38 @@ def headline_section(
     return Section("summary", "At a glance", "".join(blocks), lead)
 
 
-def attacks_section(evals: Sequence[EvaluationRecord], sink: FigureSink) -> Section | None:
+def attacks_section(evals: Sequence[Eval], sink: FigureSink) -> Section | None:
     """Return vs budget per threat with CI bands, the strongest attack dashed black; one figure per unit."""
     many = len(evals) > 1
     parts = []
-    for i, ev in enumerate(evals):
-        units = list(dict.fromkeys([c.unit for c in ev.curves] + [c.unit for c in ev.strongest]))
+    for i, item in enumerate(evals):
+        ev, clean = item.result, clean_estimate(item.result)
+        units = list(dict.fromkeys([c.threat_model for c in ev.threats] + [c.threat_model for c in ev.strongest]))
         for unit in units:
             curves = {
-                c.name: make_series(c.budgets, c.mean, c.low, c.high, name=c.name) for c in ev.curves if c.unit == unit
+                c.label: make_series(c.budgets, c.mean, c.ci_low, c.ci_high, name=c.label)
+                for c in ev.threats
+                if c.threat_model == unit
             }
-            strong = next((c for c in ev.strongest if c.unit == unit), None)
+            strong = next((c for c in ev.strongest if c.threat_model == unit), None)
             if len(curves) == 1:
                 strong = None  # one threat: it is the strongest; a second line on top would only hide it
             if not curves and strong is None:
                 continue
-            values = [ev.clean.low] + [float(c.low.min()) for c in ev.curves if c.unit == unit]
+            values = [clean.low] + [float(c.ci_low.min()) for c in ev.threats if c.threat_model == unit]
             fig = return_vs_budget(
                 curves,
                 # no band: at each budget it is the band of the threat achieving the minimum, drawn already
                 strongest=None if strong is None else make_series(strong.budgets, strong.mean),
-                clean=ev.clean,
+                clean=clean,
                 xlabel=unit_label(unit),
-                title=f"{_label(ev, many)} · {_model_name(unit)}",
+                title=f"{_label(item, many)} · {_model_name(unit)}",
                 ymin=0.0 if min(values) >= 0 else None,
             )
             what = (
-                f"Mean over {ev.runs} runs of each run's mean return at each budget, {ev.confidence:.0%} bootstrap "
+                f"Mean over {item.runs} runs of each run's mean return at each budget, {ev.confidence:.0%} bootstrap "
                 "CI bands over runs"
-                if ev.runs > 1
+                if item.runs > 1
                 else f"Mean return over episodes at each budget, {ev.confidence:.0%} CI bands"
             )
             caption = f"{what}; dashed line and band: clean return."
@@ -379,43 +414,40 @@ def attacks_section(evals: Sequence[EvaluationRecord], sink: FigureSink) -> Sect
     )
 
 
-def _attacked_for(
-    ce: CertificateRecord, evals: Sequence[EvaluationRecord]
-) -> tuple[ThreatCurve, EvaluationRecord] | None:
+def _attacked_for(ce: Certificate, evals: Sequence[Eval]) -> tuple[StrongestCurve, Eval] | None:
     """The strongest episode-total ℓ2 curve of an evaluation of the same task.
 
     Preferred: an evaluation of the same smoothed policy (same σ), then the same policy name.
     """
-    same = [ev for ev in evals if ev.env_id == ce.env_id]
-    same.sort(key=lambda ev: (not math.isclose(ev.smoothing_sigma, ce.sigma), ev.policy != ce.policy))
+    same = [ev for ev in evals if ev.result.env_id == ce.env_id]
+    same.sort(key=lambda ev: (not math.isclose(ev.result.smoothing_sigma, ce.sigma), ev.result.policy != ce.policy))
     for ev in same:
-        for c in ev.strongest:
-            if c.unit in EPISODE_L2_UNITS:
+        for c in ev.result.strongest:
+            if c.threat_model in EPISODE_L2_UNITS:
                 return c, ev
     return None
 
 
-def certificates_section(
-    certs: Sequence[CertificateRecord], evals: Sequence[EvaluationRecord], sink: FigureSink
-) -> Section | None:
+def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: FigureSink) -> Section | None:
     """Certified lower bound vs budget beside the strongest empirical attack of the same budget."""
     if not certs:
         return None
     many = len(certs) > 1
     parts = []
-    for i, ce in enumerate(certs):
+    for i, item in enumerate(certs):
+        ce = item.result
         found = _attacked_for(ce, evals)
         attacked = None
         if found is not None:
             c, _ = found
-            attacked = make_series(c.budgets, c.mean, c.low, c.high, name="attacked")
+            attacked = make_series(c.budgets, c.mean, c.ci_low, c.ci_high, name="attacked")
         fig = certificate_vs_attack(
             ce.budgets,
             ce.bounds,
             attacked=attacked,
-            clean=ce.clean,
+            clean=_cert_estimate(ce),
             floor=ce.floor,
-            title=f"{_label(ce, many)}: certified return (σ = {ce.sigma:g})",
+            title=f"{_label(item, many)}: certified return (σ = {ce.sigma:g})",
         )
         caption = (
             f"Green: Policy Smoothing lower bound on the expected return of the smoothed policy under any "
@@ -423,13 +455,13 @@ def certificates_section(
             f"({ce.method}, n = {ce.n})."
         )
         if found is not None:
-            ev = found[1]
-            caption += f" Black: the strongest episode-total ℓ2 attack measured in {ev.path.name}"
-            if math.isclose(ev.smoothing_sigma, ce.sigma):
-                caption += f" on the same smoothed policy (σ = {ev.smoothing_sigma:g}): the bound must stay below it."
+            ev_path, ev_sigma = found[1].path, found[1].result.smoothing_sigma
+            caption += f" Black: the strongest episode-total ℓ2 attack measured in {ev_path.name}"
+            if math.isclose(ev_sigma, ce.sigma):
+                caption += f" on the same smoothed policy (σ = {ev_sigma:g}): the bound must stay below it."
             else:
                 caption += (
-                    f" on a policy smoothed with σ = {ev.smoothing_sigma:g}, not the certified σ = {ce.sigma:g}: "
+                    f" on a policy smoothed with σ = {ev_sigma:g}, not the certified σ = {ce.sigma:g}: "
                     "a reference, not a check of the bound."
                 )
         else:
@@ -448,7 +480,7 @@ def certificates_section(
             if ce.quantile_bounds is not None:
                 row.append(fmt(float(ce.quantile_bounds[j])))
             if found is not None:
-                hit = np.flatnonzero(np.isclose(found[0].budgets, b))
+                hit = np.flatnonzero(np.isclose(_budgets(found[0]), b))
                 row.append(fmt(float(found[0].mean[hit[0]])) if hit.size else "—")
             rows.append(row)
         parts.append(table_html(header, rows, numeric=[True] * len(header)))
@@ -460,44 +492,43 @@ def certificates_section(
     )
 
 
-def _shift_caption(g: ShiftGrid) -> str:
-    idx = np.unravel_index(int(np.argmin(g.mean)), g.mean.shape)
-    at = ", ".join(f"{p} = {g.values[k][idx[k]]:g}" for k, p in enumerate(g.params))
-    text = f"Lowest mean return {fmt(float(g.mean[idx]))} at {at}."
-    if g.nominal is not None:
-        mark = "dashed line" if len(g.params) == 1 else "boxed"
-        text += " Nominal: " + ", ".join(f"{p} = {v:g}" for p, v in zip(g.params, g.nominal)) + f" ({mark})."
+def _shift_caption(dy: DynamicsResult, nominal: tuple[float, ...] | None) -> str:
+    names, values = _grid_names(dy), _grid_values(dy)
+    idx = np.unravel_index(int(np.argmin(dy.mean)), dy.mean.shape)
+    at = ", ".join(f"{p} = {values[k][idx[k]]:g}" for k, p in enumerate(names))
+    text = f"Lowest mean return {fmt(float(dy.mean[idx]))} at {at}."
+    if nominal is not None:
+        mark = "dashed line" if len(names) == 1 else "boxed"
+        text += " Nominal: " + ", ".join(f"{p} = {v:g}" for p, v in zip(names, nominal)) + f" ({mark})."
     return text
 
 
-def shifts_section(dynamics: Sequence[DynamicsRecord], sink: FigureSink) -> Section | None:
+def shifts_section(dynamics: Sequence[Dyn], sink: FigureSink) -> Section | None:
     """One figure per dynamics-shift grid (line in 1-D, heatmap in 2-D, small multiples in 3-D)."""
     many = len(dynamics) > 1
     parts = []
-    for i, dy in enumerate(dynamics):
-        g = dy.grid
-        threat = dy.config.get("threat")
-        extra = ""
-        if isinstance(threat, list | tuple) and threat:
-            extra = f", under {threat[0]} at budget {dy.config.get('budget', 0):g}"
-        sigma = dy.config.get("smoothing_sigma") or 0
-        if sigma:
-            extra += f", smoothed σ = {sigma:g}"
+    for i, item in enumerate(dynamics):
+        dy = item.result
+        names, one = _grid_names(dy), len(dy.params) == 1
+        nominal = nominal_params(dy.env_id, names)
+        extra = f", under {dy.threat} at budget {dy.budget:g}" if dy.threat else ""
+        if dy.smoothing_sigma:
+            extra += f", smoothed σ = {dy.smoothing_sigma:g}"
         fig = dynamics_shift(
-            g.params,
-            g.values,
-            g.mean,
-            low=g.low if len(g.params) == 1 else None,
-            high=g.high if len(g.params) == 1 else None,
-            nominal=g.nominal,
-            title=f"{_label(dy, many)}: return under dynamics shift{extra}",
-            vmin=0.0 if float(g.mean.min()) >= 0 else None,  # non-negative returns: colours from 0 (red) up
+            names,
+            _grid_values(dy),
+            dy.mean,
+            low=dy.ci_low if one else None,
+            high=dy.ci_high if one else None,
+            nominal=nominal,
+            title=f"{_label(item, many)}: return under dynamics shift{extra}",
+            vmin=0.0 if float(dy.mean.min()) >= 0 else None,  # non-negative returns: colours from 0 (red) up
         )
-        caption = _shift_caption(g) + f" {dy.episodes} episodes per grid point."
-        if len(g.params) == 1:
+        caption = _shift_caption(dy, nominal) + f" {dy.episodes} episodes per grid point."
+        if one:
             caption += f" Band: {dy.confidence:.0%} CI."
         parts.append(
-            sink.add(fig, f"{i:02d}-{dy.env_id}-shift-{'-'.join(g.params)}", alt="dynamics shift", caption=caption)
+            sink.add(fig, f"{i:02d}-{dy.env_id}-shift-{'-'.join(names)}", alt="dynamics shift", caption=caption)
         )
     if not parts:
         return None
@@ -506,38 +537,39 @@ def shifts_section(dynamics: Sequence[DynamicsRecord], sink: FigureSink) -> Sect
     )
 
 
-def _numbers_tables(ev: EvaluationRecord) -> str:
+def _numbers_tables(ev: EvaluationResult) -> str:
     header = ["threat", "budget", "mean return", "CI", "vs clean", "episodes"]
     numeric = [False, False, True, True, True, True]
-    rows: list[list[str]] = [["clean", "0", fmt(ev.clean.point), fmt_ci(ev.clean), "", str(ev.clean_episodes)]]
+    clean = clean_estimate(ev)
+    rows: list[list[str]] = [["clean", "0", fmt(clean.point), fmt_ci(clean), "", str(ev.clean.returns.size)]]
     cls = [[""] * 6]
-    for c in ev.strongest:
-        for j, b in enumerate(c.budgets):
-            if b == 0 and c.which and c.which[j] == "clean":
+    for s in ev.strongest:
+        for j, b in enumerate(s.budgets):
+            if b == 0 and s.threat[j] == "clean":
                 continue  # the clean row says it already
-            m = float(c.mean[j])
+            m = float(s.mean[j])
             rows.append(
                 [
-                    f"strongest ({c.which[j]})" if c.which else "strongest",
-                    f"{unit_symbol(c.unit)} = {b:g}",
+                    f"strongest ({s.threat[j]})",
+                    f"{unit_symbol(s.threat_model)} = {b:g}",
                     fmt(m),
-                    fmt_ci(Estimate(m, c.low[j], c.high[j])),
-                    versus_clean(ev.clean.point, m),
-                    str(int(c.episodes[j])),
+                    fmt_ci(Estimate(m, s.ci_low[j], s.ci_high[j])),
+                    versus_clean(clean.point, m),
+                    str(ev.episodes),
                 ]
             )
-            cls.append(["", "", tone(relative_drop(ev.clean.point, m)), "", "", ""])
+            cls.append(["", "", tone(relative_drop(clean.point, m)), "", "", ""])
     out = table_html(header, rows, numeric=numeric, cell_classes=cls)
     full = [
         [
-            c.name,
-            f"{unit_symbol(c.unit)} = {b:g}",
+            c.label,
+            f"{unit_symbol(c.threat_model)} = {b:g}",
             fmt(float(c.mean[j])),
-            fmt_ci(Estimate(float(c.mean[j]), c.low[j], c.high[j])),
-            versus_clean(ev.clean.point, float(c.mean[j])),
-            str(int(c.episodes[j])),
+            fmt_ci(Estimate(float(c.mean[j]), c.ci_low[j], c.ci_high[j])),
+            versus_clean(clean.point, float(c.mean[j])),
+            str(c.returns.shape[1]),
         ]
-        for c in ev.curves
+        for c in ev.threats
         for j, b in enumerate(c.budgets)
     ]
     if full:
@@ -549,7 +581,7 @@ def _numbers_tables(ev: EvaluationRecord) -> str:
     return out
 
 
-def numbers_section(evals: Sequence[EvaluationRecord], per_run: Sequence[EvaluationRecord] = ()) -> Section | None:
+def numbers_section(evals: Sequence[Eval], per_run: Sequence[Eval] = ()) -> Section | None:
     """The strongest attack per budget (visible) and every threat × budget (collapsible), per evaluation.
 
     Args:
@@ -561,31 +593,32 @@ def numbers_section(evals: Sequence[EvaluationRecord], per_run: Sequence[Evaluat
         return None
     many = len(evals) > 1
     parts = []
-    for ev in evals:
-        parts.append(f"<h3>{esc(_label(ev, many))}</h3>")
-        if ev.runs > 1:
+    for item in evals:
+        parts.append(f"<h3>{esc(_label(item, many))}</h3>")
+        if item.runs > 1:
             parts.append(
-                f'<p class="note">Mean over {ev.runs} runs of each run\'s mean return; CI: '
-                f"{ev.confidence:.0%} bootstrap interval over runs.</p>"
+                f'<p class="note">Mean over {item.runs} runs of each run\'s mean return; CI: '
+                f"{item.result.confidence:.0%} bootstrap interval over runs.</p>"
             )
-        parts.append(_numbers_tables(ev))
-        runs = [r for r in per_run if r.env_id == ev.env_id] if ev.runs > 1 else []
+        parts.append(_numbers_tables(item.result))
+        runs = [r for r in per_run if r.result.env_id == item.result.env_id] if item.runs > 1 else []
         if runs:
-            inner = "".join(f"<h3>{esc(r.path.name)}</h3>{_numbers_tables(r)}" for r in runs)
+            inner = "".join(f"<h3>{esc(r.path.name)}</h3>{_numbers_tables(r.result)}" for r in runs)
             parts.append(f"<details><summary>Each of the {len(runs)} runs</summary>{inner}</details>")
     return Section("numbers", "Numbers", "".join(parts), "Mean returns with confidence intervals.")
 
 
-def provenance_section(records: Sequence[Record]) -> Section:
+def provenance_section(records: Sequence[Loaded[Reportable]]) -> Section:
     """Which file, task, policy, seed and versions produced each result; full configs collapsible."""
     header = ["file", "kind", "task", "policy", "seed", "robustrl", "torch", "commit", "created"]
     rows = []
-    for r in records:
+    for item in records:
+        r = item.result
         p = r.provenance
         commit = str(p.get("commit") or "—")
         rows.append(
             [
-                str(r.path.name),
+                str(item.path.name),
                 r.kind,
                 r.env_id,
                 r.policy or "—",
@@ -597,9 +630,9 @@ def provenance_section(records: Sequence[Record]) -> Section:
             ]
         )
     parts = [table_html(header, rows, table_id="provenance-table")]
-    for r in records:
-        parts.append(json_details(f"{r.path.name}: config", dict(r.config)))
-        parts.append(json_details(f"{r.path.name}: provenance", dict(r.provenance)))
+    for item in records:
+        parts.append(json_details(f"{item.path.name}: config", dict(item.result.config)))
+        parts.append(json_details(f"{item.path.name}: provenance", dict(item.result.provenance)))
     return Section(
         "provenance", "Configs, versions and seeds", "".join(parts), "Everything needed to reproduce each result."
     )

@@ -32,7 +32,7 @@ from robustrl.threats.objectives import clean_action_kept, deviation_objective, 
 from robustrl.threats.pgd import SearchConfig, check_search, prepare, run_search
 
 if TYPE_CHECKING:
-    from robustrl.evaluate.rollout import StepContext
+    from robustrl.rollout import StepContext
 
 _SAFETY = 1.0 - 1e-6
 """Radii are shrunk by this factor so that rounding in ``obs + δ`` rarely reaches the cancel guard."""
@@ -179,7 +179,7 @@ class EpisodeL2Attack:
     Example:
         >>> import gymnasium as gym
         >>> from robustrl.policies.networks import ActorCriticPolicy
-        >>> from robustrl.evaluate import rollout
+        >>> from robustrl.rollout import rollout
         >>> from robustrl.envs import make_env
         >>> env = make_env("CartPole-v1", 4, seed=0)
         >>> pi = ActorCriticPolicy(env.observation_space, env.action_space)

@@ -2,7 +2,7 @@
 
 Observation threats become ``obs_transform(obs, ctx) -> obs'`` callables and action threats
 ``action_transform(action, obs, ctx) -> action'`` callables, both ready for
-:func:`robustrl.evaluate.rollout`; evaluation and the CLI build their threats here.
+:func:`robustrl.rollout`; evaluation and the CLI build their threats here.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 
 from robustrl.common.config import config_from_dict, config_to_dict
 from robustrl.policies.base import Policy
+from robustrl.rollout.context import StepContext
 from robustrl.threats.action_noise import action_noise, action_replace, check_probability
 from robustrl.threats.critic import CriticConfig, critic
 from robustrl.threats.episode_l2 import EpisodeL2Attack, EpisodeL2Config
@@ -27,15 +28,32 @@ from robustrl.threats.pgd import PGDConfig, pgd
 from robustrl.threats.pr_mdp import PRMDPConfig, pr_mdp
 from robustrl.threats.projection import observation_scale
 
-if TYPE_CHECKING:
-    from robustrl.evaluate.rollout import StepContext
-
 ThreatKind = Literal["obs", "action"]
 
 
 @dataclass(frozen=True)
+class BuildOptions:
+    """What evaluation knows when it builds a threat, besides the budget and the threat's config."""
+
+    adversary: Policy | None = None
+    """The policy acting for an adversary that needs one (``pr_mdp``)."""
+    horizon: int | None = None
+    """The env's time limit (threats that plan over an episode use it)."""
+
+
+ObsStep = Callable[[torch.Tensor, StepContext, torch.Tensor | None], torch.Tensor]
+"""``(obs [N, ...], ctx, scale) -> obs'``: one step of an observation threat (``scale`` in attack units)."""
+
+ActionStep = Callable[[torch.Tensor, torch.Tensor, StepContext], torch.Tensor]
+"""``(action, clean_obs, ctx) -> action'``: one step of an action threat."""
+
+Builder = Callable[[float, Any, BuildOptions], Any]
+"""``(budget, config, options) -> ObsStep | ActionStep``: how a spec makes its per-step function."""
+
+
+@dataclass(frozen=True)
 class ThreatSpec:
-    """One registered threat."""
+    """One registered threat: its config, how it is built, and what its budget means."""
 
     name: str
     """Registry name (``pgd``, ``mad``...)."""
@@ -44,37 +62,101 @@ class ThreatSpec:
     config: type | None
     """Its config dataclass (None: no options)."""
     fn: Callable[..., torch.Tensor] | None
-    """The pure function ``fn(policy, x, budget, generator, [config], ...)`` (None: stateful or identity)."""
+    """The pure function it wraps (None: identity), for documentation and direct use."""
     budget: str
     """What the budget means."""
+    build: Builder
+    """Makes the per-step function from ``(budget, config, options)``."""
+    threat_model: Callable[[Any], str]
+    """``config -> threat model`` (``obs/linf``…): budgets are comparable within one threat model."""
+    independent_rows: bool = True
+    """Each row's result depends on that row only, so rows of inactive copies may be skipped."""
+
+
+def _per_step_obs(fn: Callable[..., torch.Tensor]) -> Builder:
+    """Builder of a stateless per-step observation attack ``fn(policy, obs, budget, generator, config, scale=)``."""
+
+    def build(budget: float, config: Any, _: BuildOptions) -> ObsStep:
+        return lambda obs, ctx, scale: fn(ctx.policy, obs, budget, ctx.generator, config, scale=scale)
+
+    return build
+
+
+def _identity_obs(budget: float, config: Any, _: BuildOptions) -> ObsStep:
+    return lambda obs, ctx, scale: obs
+
+
+def _episode_l2(budget: float, config: EpisodeL2Config, options: BuildOptions) -> ObsStep:
+    if config.horizon == 0 and options.horizon is not None:
+        config = replace(config, horizon=int(options.horizon))
+    attack = EpisodeL2Attack(budget, config)
+
+    def step(obs: torch.Tensor, ctx: StepContext, scale: torch.Tensor | None) -> torch.Tensor:
+        attack.scale = scale
+        return attack(obs, ctx)
+
+    step.config = config  # type: ignore[attr-defined]
+    return step
+
+
+def _action_fn(fn: Callable[..., torch.Tensor]) -> Builder:
+    """Builder of a stateless action threat ``fn(policy, action, budget, generator)``."""
+
+    def build(budget: float, config: Any, _: BuildOptions) -> ActionStep:
+        return lambda action, obs, ctx: fn(ctx.policy, action, budget, ctx.generator)
+
+    return build
+
+
+def _pr_mdp(budget: float, config: PRMDPConfig, options: BuildOptions) -> ActionStep:
+    adversary = options.adversary
+    return lambda action, obs, ctx: pr_mdp(ctx.policy, action, obs, budget, ctx.generator, config, adversary=adversary)
+
+
+def _norm_model(config: Any) -> str:
+    return f"obs/{config.norm}"
 
 
 THREATS: dict[str, ThreatSpec] = {
     spec.name: spec
     for spec in (
-        ThreatSpec("none", "obs", None, None, "ignored: the clean observation (plus smoothing noise, if any)"),
-        ThreatSpec("uniform", "obs", UniformConfig, uniform, "per-step ℓp radius ε"),
-        ThreatSpec("gaussian", "obs", GaussianConfig, gaussian, "per-step ℓp radius ε"),
-        ThreatSpec("fgsm", "obs", FGSMConfig, fgsm, "per-step ℓp radius ε"),
-        ThreatSpec("pgd", "obs", PGDConfig, pgd, "per-step ℓp radius ε"),
-        ThreatSpec("mad", "obs", MADConfig, mad, "per-step ℓp radius ε"),
-        ThreatSpec("critic", "obs", CriticConfig, critic, "per-step ℓp radius ε"),
-        ThreatSpec("episode_l2", "obs", EpisodeL2Config, None, "episode-total ℓ2 budget B"),
-        ThreatSpec("action_noise", "action", None, action_noise, "noise σ / half range"),
-        ThreatSpec("action_replace", "action", None, action_replace, "probability p"),
-        ThreatSpec("pr_mdp", "action", PRMDPConfig, pr_mdp, "takeover probability α"),
+        ThreatSpec("none", "obs", None, None, "ignored: the clean observation", _identity_obs, lambda _: "obs/none"),
+        ThreatSpec(
+            "uniform", "obs", UniformConfig, uniform, "per-step ℓp radius ε", _per_step_obs(uniform), _norm_model
+        ),
+        ThreatSpec(
+            "gaussian", "obs", GaussianConfig, gaussian, "per-step ℓp radius ε", _per_step_obs(gaussian), _norm_model
+        ),
+        ThreatSpec("fgsm", "obs", FGSMConfig, fgsm, "per-step ℓp radius ε", _per_step_obs(fgsm), _norm_model),
+        ThreatSpec("pgd", "obs", PGDConfig, pgd, "per-step ℓp radius ε", _per_step_obs(pgd), _norm_model),
+        ThreatSpec("mad", "obs", MADConfig, mad, "per-step ℓp radius ε", _per_step_obs(mad), _norm_model),
+        ThreatSpec("critic", "obs", CriticConfig, critic, "per-step ℓp radius ε", _per_step_obs(critic), _norm_model),
+        ThreatSpec(
+            "episode_l2", "obs", EpisodeL2Config, None, "episode-total ℓ2 budget B", _episode_l2,
+            lambda _: "obs/episode_l2", independent_rows=False,
+        ),
+        ThreatSpec(
+            "action_noise", "action", None, action_noise, "noise σ / half range", _action_fn(action_noise),
+            lambda _: "action/noise",
+        ),
+        ThreatSpec(
+            "action_replace", "action", None, action_replace, "probability p", _action_fn(action_replace),
+            lambda _: "action/replace",
+        ),
+        ThreatSpec(
+            "pr_mdp", "action", PRMDPConfig, pr_mdp, "takeover probability α", _pr_mdp, lambda c: f"action/{c.mix}"
+        ),
     )
 }
-"""Every threat :func:`make_threat` knows, by name."""
-
-
-def _smoothing_noise(obs: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(obs.shape, generator=generator, dtype=obs.dtype, device=obs.device)
-    return obs + sigma * noise
+"""Every threat :func:`make_threat` knows, by name. A new threat is one more spec (see docs/architecture.md)."""
 
 
 class ObsThreat:
-    """An observation threat as a rollout ``obs_transform`` (build it with :func:`make_threat`)."""
+    """An observation threat as a rollout ``obs_transform`` (build it with :func:`make_threat`).
+
+    It perturbs observations only; a smoothed victim's noise is composed after it by the caller
+    (:func:`robustrl.defenses.smoothing.smoothing_transform`).
+    """
 
     kind: ThreatKind = "obs"
 
@@ -86,58 +168,49 @@ class ObsThreat:
         *,
         normalized: bool = False,
         scale: torch.Tensor | None = None,
-        smoothing_sigma: float = 0.0,
+        options: BuildOptions = BuildOptions(),
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self.budget = budget
-        self.config = config
         self.normalized = normalized
         self.scale = scale
-        self.smoothing_sigma = smoothing_sigma
-        self._episode = EpisodeL2Attack(budget, config, scale=scale) if isinstance(config, EpisodeL2Config) else None
+        self._step: ObsStep = spec.build(budget, config, options)
+        self.config = getattr(self._step, "config", config)
 
     @property
     def threat_model(self) -> str:
         """``obs/linf``, ``obs/l2``, ``obs/episode_l2`` or ``obs/none``: budgets are comparable within one."""
-        if self.name == "none":
-            return "obs/none"
-        if self._episode is not None:
-            return "obs/episode_l2"
-        return f"obs/{self.config.norm}"
+        return self.spec.threat_model(self.config)
 
     def _scale(self, policy: Policy) -> torch.Tensor | None:
         return observation_scale(policy) if self.normalized else self.scale
 
     def __call__(self, obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """The observation the policy sees instead of ``obs [N, *obs_shape]``."""
-        if self._episode is not None:
-            self._episode.scale = self._scale(ctx.policy)
-            adv = self._episode(obs, ctx)
-        elif self.spec.fn is None or self.budget == 0:
-            adv = obs
-        else:
-            adv = self._per_step(obs, ctx)
-        if self.smoothing_sigma > 0:
-            adv = _smoothing_noise(adv if adv.is_floating_point() else adv.float(), self.smoothing_sigma, ctx.generator)
-        return adv.detach()
+        """The observation the policy sees instead of ``obs [N, *obs_shape]``.
 
-    def _per_step(self, obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """A per-step attack; on CPU only the rows of ``ctx.active`` (when the context has it) are attacked."""
-        fn = self.spec.fn
-        assert fn is not None
+        Where the threat's rows are independent, on CPU only the rows of ``ctx.active`` are attacked.
+        """
+        if self.budget == 0 or self.name == "none":
+            return obs
         scale = self._scale(ctx.policy)
         active = getattr(ctx, "active", None)
-        if active is not None and obs.device.type == "cpu" and not bool(active.all()):
+        if (
+            self.spec.independent_rows
+            and active is not None
+            and obs.device.type == "cpu"
+            and not bool(active.all())
+        ):
             adv = obs.clone() if obs.is_floating_point() else obs.float()
             if bool(active.any()):
-                adv[active] = fn(ctx.policy, obs[active], self.budget, ctx.generator, self.config, scale=scale)
+                sub = StepContext(ctx.policy, ctx.step[active], ctx.episode_start[active], ctx.generator)
+                adv[active] = self._step(obs[active], sub, scale)
             return adv
-        return fn(ctx.policy, obs, self.budget, ctx.generator, self.config, scale=scale)
+        return self._step(obs, ctx, scale).detach()
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready description (name, kind, threat model, budget, options, normalisation, smoothing σ)."""
-        return {**_description(self), "normalized": self.normalized, "smoothing_sigma": self.smoothing_sigma}
+        """JSON-ready description (name, kind, threat model, budget, options, normalisation)."""
+        return {**_description(self), "normalized": self.normalized}
 
     def __repr__(self) -> str:
         return f"ObsThreat({self.name!r}, budget={self.budget}, config={self.config!r})"
@@ -148,28 +221,26 @@ class ActionThreat:
 
     kind: ThreatKind = "action"
 
-    def __init__(self, spec: ThreatSpec, budget: float, config: Any, *, adversary: Policy | None = None) -> None:
+    def __init__(
+        self, spec: ThreatSpec, budget: float, config: Any, *, options: BuildOptions = BuildOptions()
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.budget = budget
         self.config = config
-        self.adversary = adversary
+        self.adversary = options.adversary
+        self._step: ActionStep = spec.build(budget, config, options)
 
     @property
     def threat_model(self) -> str:
         """``action/noise``, ``action/replace``, ``action/pr`` or ``action/nr``."""
-        if self.name == "pr_mdp":
-            return f"action/{self.config.mix}"
-        return "action/" + self.name.removeprefix("action_")
+        return self.spec.threat_model(self.config)
 
     def __call__(self, action: torch.Tensor, obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """The action the env receives instead of ``action``."""
         if self.budget == 0:
             return action
-        if self.name == "pr_mdp":
-            return pr_mdp(ctx.policy, action, obs, self.budget, ctx.generator, self.config, adversary=self.adversary)
-        assert self.spec.fn is not None
-        return self.spec.fn(ctx.policy, action, self.budget, ctx.generator)
+        return self._step(action, obs, ctx)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (name, kind, threat model, budget, options, adversary)."""
@@ -213,9 +284,10 @@ def make_threat(
     smoothing_sigma: float = 0.0,
     eot: bool = True,
     adversary: Policy | None = None,
+    horizon: int | None = None,
     **options: Any,
 ) -> Threat:
-    """Build a threat by name, ready to pass to :func:`robustrl.evaluate.rollout`.
+    """Build a threat by name, ready to pass to :func:`robustrl.rollout`.
 
     Args:
         name: a key of :data:`THREATS` (``pgd``, ``mad``, ``critic``, ``fgsm``, ``uniform``, ``gaussian``,
@@ -224,10 +296,13 @@ def make_threat(
             (``action_replace``, ``pr_mdp``); 0 leaves inputs unchanged.
         normalized: attack in the policy's normalised units (``policy.obs_norm`` std), as SA-PPO.
         scale: explicit ``[*obs_shape]`` per-dimension scale (instead of ``normalized``).
-        smoothing_sigma: the victim is Gaussian-smoothed with this σ: noise is added after the attack,
-            and gradient attacks use EOT over it (unless ``eot=False``).
+        smoothing_sigma: the victim is Gaussian-smoothed with this σ: gradient attacks use EOT over its
+            noise (unless ``eot=False``). The threat does not add the noise: compose it after the attack with
+            :func:`robustrl.defenses.smoothing.smoothing_transform` (evaluation does).
         eot: with smoothing, attack through the noise (expectation over ``eot_samples`` draws).
         adversary: the policy that acts for the ``pr_mdp`` adversary (default: worst-case heuristic).
+        horizon: the env's time limit, for threats that plan over an episode (``episode_l2``'s ``even``
+            allocation uses it when its own ``horizon`` option is 0).
         **options: fields of the threat's config (e.g. ``steps=20, norm="l2"`` for ``pgd``).
 
     Returns:
@@ -260,17 +335,17 @@ def make_threat(
         if smoothing_sigma > 0 or normalized or scale is not None:
             raise ValueError(
                 f"action threat {name!r} takes no smoothing/normalisation options: smooth observations "
-                "separately with make_threat('none', 0, smoothing_sigma=σ)"
+                "separately with robustrl.defenses.smoothing_transform(σ)"
             )
         if name != "action_noise":
             check_probability(budget, f"budget of threat {name!r}")
         if adversary is not None and name != "pr_mdp":
             raise ValueError(f"only pr_mdp takes an adversary, not {name!r}")
-        return ActionThreat(spec, float(budget), config, adversary=adversary)
+        return ActionThreat(spec, float(budget), config, options=BuildOptions(adversary=adversary))
     if adversary is not None:
         raise ValueError(f"only pr_mdp takes an adversary, not {name!r}")
     if normalized and scale is not None:
         raise ValueError("pass either normalized=True or scale=..., not both")
     return ObsThreat(
-        spec, float(budget), config, normalized=normalized, scale=scale, smoothing_sigma=float(smoothing_sigma)
+        spec, float(budget), config, normalized=normalized, scale=scale, options=BuildOptions(horizon=horizon)
     )

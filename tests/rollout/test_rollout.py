@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robustrl.envs import make_env
-from robustrl.evaluate import StepContext, rollout
+from robustrl.rollout import StepContext, rollout
 
 
 class ThetaController:
