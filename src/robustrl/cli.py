@@ -68,10 +68,22 @@ COMMANDS: dict[str, Command] = {
         "robustrl.evaluate:evaluate_dynamics",
     ),
     "report": Command(
-        "Write a self-contained HTML robustness report of evaluation, dynamics and certificate files.",
+        "Write a self-contained HTML report of evaluation, dynamics and certificate files, or of a study folder.",
         "robustrl.report:ReportConfig",
-        "robustrl.report:run_report",
+        "robustrl.experiments.report:report_or_study",
         positional=("results",),
+    ),
+    "sweep": Command(
+        "Run a study (TOML spec) on local workers or Ray into DIR/study.duckdb; run it again to resume.",
+        "robustrl.experiments.cli:SweepConfig",
+        "robustrl.experiments.cli:run_sweep",
+        positional=("spec",),
+    ),
+    "results": Command(
+        "Aggregate a study's results: IQM, median, mean with bootstrap CIs, probability of improvement.",
+        "robustrl.experiments.cli:ResultsConfig",
+        "robustrl.experiments.cli:run_results",
+        positional=("study",),
     ),
 }
 """Every subcommand: ``name -> Command(help, "module:ConfigClass", "module:entry_point")``."""
@@ -176,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(result)
         except BrokenPipeError:  # e.g. `robustrl envs | head`: the reader left, nothing is lost
             sys.stdout = open(os.devnull, "w")  # keeps the exit-time flush quiet
-    return 0
+    return int(getattr(result, "exit_code", 0))  # a study with failed cells exits 3
 
 
 if __name__ == "__main__":  # pragma: no cover

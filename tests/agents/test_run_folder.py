@@ -153,3 +153,20 @@ def test_sigkill_during_overwrite_never_leaves_the_old_result(tmp_path: Path) ->
     assert not (out / "result.json").exists()
     ids = _run_ids(out)
     assert len(ids) == 1 and old_id not in ids
+
+
+def test_the_report_refuses_run_folders_and_names_unfinished_ones(tmp_path: Path) -> None:
+    from robustrl.report.loading import load_result as report_load
+
+    out = tmp_path / "run"
+    train(replace(QUICK, out=out))
+    with pytest.raises(ValueError, match="training run folder"):
+        report_load(out)
+    (out / "result.json").unlink()
+    with pytest.raises(ValueError, match="unfinished"):
+        report_load(out)
+
+
+def test_train_checks_its_device_before_any_work() -> None:
+    with pytest.raises(ValueError, match="--device 'cuda:7'|--device 'tpu'"):
+        train(replace(QUICK, device="tpu"))

@@ -19,7 +19,19 @@ from typing import Any
 import torch
 
 from robustrl.common.io import atomic_path, read_json
-from robustrl.results import TrainResult, load_result
+from robustrl.results.runs import check_finished_run, is_run_folder
+
+__all__ = [
+    "RUN_DIRS",
+    "RUN_FILES",
+    "check_finished_run",
+    "check_resume_config",
+    "is_run_folder",
+    "load_checkpoint",
+    "new_run_id",
+    "prepare_run_dir",
+    "save_checkpoint",
+]
 
 RUN_FILES = ("result.json", "config.json", "policy.zip", "eval.json", "checkpoint.pt")
 """Files of a run folder; ``result.json`` first because it is removed first and written last."""
@@ -117,27 +129,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "learner" not in state:
         raise ValueError(f"checkpoint {str(path)!r} is not a robustrl training checkpoint")
     return state
-
-
-def check_finished_run(run_dir: str | Path) -> TrainResult:
-    """``result.json`` of a finished run folder, after checking the folder holds one whole run.
-
-    Raises:
-        FileNotFoundError: no such folder.
-        ValueError: the run is unfinished (no ``result.json``: still running, or killed) or its files
-            come from different runs.
-    """
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"run folder {str(path)!r} does not exist")
-    if not (path / "result.json").is_file():
-        raise ValueError(
-            f"run folder {str(path)!r} is unfinished (no result.json): the run is still going, was killed, "
-            "or failed; resume it with robustrl train --resume --out ... or train again with --overwrite"
-        )
-    result = load_result(path / "result.json", kinds=("train",))
-    assert isinstance(result, TrainResult)
-    config = read_json(path / "config.json", what="run config") if (path / "config.json").is_file() else {}
-    if not isinstance(config, dict) or not result.run_id or config.get("run_id") != result.run_id:
-        raise ValueError(f"run folder {str(path)!r} mixes files of different runs (run ids differ)")
-    return result

@@ -47,6 +47,7 @@ from robustrl.agents.run_folder import (
 )
 from robustrl.agents.sac import SAC, SAC_PRESETS, SACConfig
 from robustrl.common.config import apply_overrides, config_to_dict
+from robustrl.common.device import check_device
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
 from robustrl.common.provenance import provenance
@@ -202,6 +203,7 @@ def parse_param_ranges(items: tuple[str, ...] | list[str]) -> dict[str, tuple[fl
 
 def _check(cfg: TrainConfig) -> None:
     check_seed(cfg.seed)
+    check_device(cfg.device)
     if cfg.eval_every < 0:
         raise ValueError(f"eval_every must be ≥ 0, got {cfg.eval_every}")
     if cfg.eval_episodes < 1:

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar, cast
 
 from robustrl.results import Certificate, DynamicsResult, EvaluationResult, ResultFileError
 from robustrl.results import load_result as _load_any
+from robustrl.results.runs import check_finished_run, is_run_folder
 
 __all__ = [
     "KINDS",
@@ -68,6 +69,12 @@ def load_result(path: str | os.PathLike[str]) -> Loaded[Reportable]:
 
     """
     p = Path(path)
+    if is_run_folder(p):
+        check_finished_run(p)  # an unfinished or mixed run folder is refused as such
+        raise ResultFileError(
+            f"{str(p)!r} is a training run folder: the report reads evaluation, dynamics and certificate files; "
+            f"evaluate its policy first (robustrl evaluate --policy {str(p / 'policy.zip')!r} ... --out eval.json)"
+        )
     if p.is_dir():
         raise ResultFileError(
             f"result file {str(p)!r} is a directory: pass the result JSON files in it (e.g. {str(p / '*.json')!r})"

@@ -22,6 +22,7 @@ from robustrl.results.certificate import CERTIFIED_THREAT, Certificate
 from robustrl.results.dynamics import DynamicsResult, GridAxis
 from robustrl.results.evaluation import CleanRun, EvaluationResult, StrongestCurve, ThreatCurve, threat_label
 from robustrl.results.load import RESULT_TYPES, load_result
+from robustrl.results.runs import check_finished_run, is_run_folder
 from robustrl.results.train import EvalRecord, TrainResult
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "StrongestCurve",
     "ThreatCurve",
     "TrainResult",
+    "check_finished_run",
+    "is_run_folder",
     "load_result",
     "threat_label",
 ]
