@@ -170,3 +170,14 @@ def test_the_report_refuses_run_folders_and_names_unfinished_ones(tmp_path: Path
 def test_train_checks_its_device_before_any_work() -> None:
     with pytest.raises(ValueError, match="--device 'cuda:7'|--device 'tpu'"):
         train(replace(QUICK, device="tpu"))
+
+
+def test_load_policy_reads_finished_run_folders_and_refuses_unfinished_ones(tmp_path: Path) -> None:
+    from robustrl.policies import load_policy
+
+    out = tmp_path / "run"
+    train(replace(QUICK, out=out))
+    assert load_policy(out).act(torch.zeros(3, 4)).shape == (3,)
+    (out / "result.json").unlink()
+    with pytest.raises(ValueError, match="unfinished"):
+        load_policy(out)

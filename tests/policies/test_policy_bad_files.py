@@ -400,11 +400,50 @@ class _ImageEnv(gym.Env[np.ndarray, int]):
         return np.zeros((36, 36, 1), np.uint8), 0.0, True, False, {}
 
 
-def test_sb3_cnn_policy_is_refused(tmp_path: Path) -> None:
+class _DictEnv(_ImageEnv):
+    observation_space = gym.spaces.Dict({"image": _ImageEnv.observation_space, "x": gym.spaces.Box(-1, 1, (2,))})
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        return self.observation_space.sample(), {}
+
+    def step(self, action: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        return self.observation_space.sample(), 0.0, True, False, {}
+
+
+class _ImageBoxActionEnv(_ImageEnv):
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,))  # type: ignore[assignment]
+
+
+def test_sb3_multi_input_custom_extractors_and_sac_cnn_are_refused(tmp_path: Path) -> None:
     sb3 = pytest.importorskip("stable_baselines3")
-    path = tmp_path / "cnn.zip"
-    sb3.PPO("CnnPolicy", _ImageEnv(), n_steps=8, batch_size=8, seed=0).save(path)
-    expect_bad(path, "CNN or custom features extractor")
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+
+    class TinyExtractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space: gym.spaces.Box) -> None:
+            super().__init__(observation_space, 3)
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.linear(obs)
+
+    class MyFlatten(FlattenExtractor):  # no weights: only policy_kwargs tells it apart
+        pass
+
+    for name, make in [
+        ("ppo", lambda: sb3.PPO("MultiInputPolicy", _DictEnv(), n_steps=8, batch_size=8, seed=0)),
+        ("dqn", lambda: sb3.DQN("MultiInputPolicy", _DictEnv(), buffer_size=10, seed=0)),
+    ]:
+        path = tmp_path / f"{name}-dict.zip"
+        make().save(path)
+        expect_bad(path, r"MultiInputPolicy \(dict observations\) is not supported")
+    for name, extractor in [("tiny", TinyExtractor), ("flat", MyFlatten)]:
+        path = tmp_path / f"{name}.zip"
+        kwargs = {"features_extractor_class": extractor}
+        sb3.PPO("MlpPolicy", "CartPole-v1", policy_kwargs=kwargs, n_steps=8, batch_size=8, seed=0).save(path)
+        expect_bad(path, "uses a custom features extractor")
+    path = tmp_path / "sac-cnn.zip"
+    sb3.SAC("CnnPolicy", _ImageBoxActionEnv(), buffer_size=10, seed=0).save(path)
+    expect_bad(path, "CnnPolicy is supported for PPO, A2C and DQN only")
 
 
 def test_sb3_gsde_is_refused(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ CARTPOLE_OBS = gym.spaces.Box(
 )
 BOX3 = gym.spaces.Box(np.float32(-1.0), np.float32(3.0), (3,))
 OBS_IMG = gym.spaces.Box(0, 255, (2, 3, 2), dtype=np.uint8)
+IMG_HWC = gym.spaces.Box(0, 255, (36, 40, 3), dtype=np.uint8)
+IMG_CHW = gym.spaces.Box(0, 255, (4, 36, 36), dtype=np.uint8)
 
 FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "ac_discrete_norm": lambda: ActorCriticPolicy(CARTPOLE_OBS, gym.spaces.Discrete(2), normalize_obs=True),
@@ -50,6 +52,29 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "sac": lambda: SquashedGaussianActorPolicy(CARTPOLE_OBS, BOX3, hidden=[16, 16], critic_hidden=[8], n_critics=3),
     "sac_no_critic": lambda: SquashedGaussianActorPolicy(CARTPOLE_OBS, BOX3, hidden=[16], with_critic=False),
     "td3": lambda: DeterministicActorPolicy(CARTPOLE_OBS, BOX3, hidden=[16], normalize_obs=True),
+    "td3_float64_norm": lambda: DeterministicActorPolicy(
+        CARTPOLE_OBS,
+        BOX3,
+        hidden=[8],
+        normalize_obs=True,
+        obs_norm_clip=5.0,
+        obs_norm_eps=1e-6,
+        obs_norm_dtype="float64",
+    ),
+    "ac_cnn_separate": lambda: ActorCriticPolicy(
+        IMG_HWC,
+        gym.spaces.Discrete(3),
+        pi_hidden=[8],
+        vf_hidden=[],
+        features_extractor="nature_cnn",
+        features_dim=16,
+        normalize_images=True,
+        channels_last=True,
+        share_features_extractor=False,
+    ),
+    "q_cnn": lambda: QNetworkPolicy(
+        IMG_CHW, gym.spaces.Discrete(2), hidden=[], features_extractor="nature_cnn", features_dim=8
+    ),
 }
 
 

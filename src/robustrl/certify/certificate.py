@@ -107,7 +107,9 @@ def certify(cfg: CertifyConfig, *, policy: Policy | None = None, env: VecEnv | N
 
     s, budgets, epsilon, thresholds, device = plan_certify(cfg)
     if policy is None:
-        pol: Policy = load_policy(cfg.policy, env_id=cfg.env, trust_code=cfg.trust_code)
+        pol: Policy = load_policy(
+            cfg.policy, env_id=cfg.env, trust_code=cfg.trust_code, vec_normalize=cfg.vec_normalize
+        )
         if device is not None and callable(getattr(pol, "to", None)):
             pol = pol.to(device)  # type: ignore[attr-defined]  # our own copy
     else:

@@ -89,6 +89,8 @@ class CertifyConfig:
     """Show a progress bar."""
     trust_code: bool = False
     """Allow loading TorchScript policies, which are code; only for files you trust."""
+    vec_normalize: str | None = None
+    """SB3 vec_normalize.pkl applied inside an SB3 policy (read without unpickling)."""
 
     def validate(self) -> None:
         """Check every option without running anything (:func:`plan_certify`); ``ValueError`` naming it."""

@@ -44,7 +44,12 @@ def mean_ci(samples: np.ndarray, confidence: float, reps: int, seed: int) -> tup
 
 
 def resolve_policy(
-    policy: Policy | str | os.PathLike[str], env_id: str, device: Any, *, trust_code: bool = False
+    policy: Policy | str | os.PathLike[str],
+    env_id: str,
+    device: Any,
+    *,
+    trust_code: bool = False,
+    vec_normalize: str | os.PathLike[str] | None = None,
 ) -> tuple[Policy, str]:
     """``(policy, description)``: a Policy as is (its class name), or a file loaded by ``load_policy``.
 
@@ -53,11 +58,15 @@ def resolve_policy(
         env_id: the env it will act in (checked against the file's metadata).
         device: where a loaded policy lives.
         trust_code: allow a TorchScript file, which is code (``load_policy(..., trust_code=True)``).
+        vec_normalize: an SB3 ``vec_normalize.pkl`` applied inside an SB3 policy file.
     """
     if isinstance(policy, str | os.PathLike):
         from robustrl.policies import load_policy
 
-        return load_policy(policy, device=device, env_id=env_id, trust_code=trust_code), str(policy)
+        loaded = load_policy(policy, device=device, env_id=env_id, trust_code=trust_code, vec_normalize=vec_normalize)
+        return loaded, str(policy)
+    if vec_normalize is not None:
+        raise ValueError("vec_normalize applies to a policy file, not to a policy object already loaded")
     if not callable(getattr(policy, "act", None)):
         raise ValueError(f"policy must be a Policy (with act) or a path, got {type(policy).__name__}")
     return policy, type(policy).__name__

@@ -97,6 +97,8 @@ class EvaluateConfig:
     """Show progress bars."""
     trust_code: bool = False
     """Allow loading TorchScript policies, which are code; only for files you trust."""
+    vec_normalize: str | None = None
+    """SB3 vec_normalize.pkl applied inside an SB3 policy (read without unpickling)."""
 
     def validate(self) -> None:
         """Check every option without running anything (:func:`plan_evaluation`); ``ValueError`` naming it."""
@@ -145,6 +147,8 @@ class DynamicsConfig:
     """Show progress bars."""
     trust_code: bool = False
     """Allow loading TorchScript policies, which are code; only for files you trust."""
+    vec_normalize: str | None = None
+    """SB3 vec_normalize.pkl applied inside an SB3 policy (read without unpickling)."""
 
     def validate(self) -> None:
         """Check every option without running anything (:func:`plan_dynamics`); ``ValueError`` naming it."""

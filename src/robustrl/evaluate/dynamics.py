@@ -39,7 +39,8 @@ def _evaluate_dynamics(cfg: DynamicsConfig, policy: Policy | None) -> DynamicsRe
     axes, shape, threat_entry, sigma = plan_dynamics(cfg)  # every option checked, the grid sized
     points = int(np.prod(shape))
     pol, pol_name = resolve_policy(
-        cfg.policy if policy is None else policy, cfg.env, cfg.device, trust_code=cfg.trust_code
+        cfg.policy if policy is None else policy, cfg.env, cfg.device, trust_code=cfg.trust_code,
+        vec_normalize=cfg.vec_normalize if policy is None else None,
     )
     if policy is not None and cfg.policy:
         pol_name = cfg.policy

@@ -120,7 +120,8 @@ def evaluate(cfg: EvaluateConfig, *, policy: Policy | None = None) -> Evaluation
     """
     entries, labels, per, sigma = plan_evaluation(cfg)
     pol, pol_name = resolve_policy(
-        cfg.policy if policy is None else policy, cfg.env, cfg.device, trust_code=cfg.trust_code
+        cfg.policy if policy is None else policy, cfg.env, cfg.device, trust_code=cfg.trust_code,
+        vec_normalize=cfg.vec_normalize if policy is None else None,
     )
     if policy is not None and cfg.policy:
         pol_name = cfg.policy

@@ -1,7 +1,8 @@
 """Policies: the protocol, our networks, and loading/saving (our format, SB3 zips, TorchScript).
 
-Files from strangers are safe to load: nothing is unpickled, no code runs unless ``trust_code=True``
-(TorchScript), every zip member is size-capped, and every bad file raises :class:`PolicyFileError`.
+Files from strangers are safe to load: nothing is unpickled (SB3's ``vec_normalize.pkl`` is parsed as data
+and never run), no code runs unless ``trust_code=True`` (TorchScript), every zip member and file is
+size-capped, and every bad file raises :class:`PolicyFileError`.
 
 Example:
     >>> import tempfile, pathlib, torch, gymnasium as gym
@@ -38,6 +39,7 @@ from robustrl.policies.torchscript import (
     load_torchscript,
     save_torchscript,
 )
+from robustrl.policies.vec_normalize import VecNormalizeStats, read_vec_normalize
 
 __all__ = [
     "POLICY_CLASSES",
@@ -55,12 +57,14 @@ __all__ = [
     "SquashedGaussianActorPolicy",
     "TorchScriptPolicy",
     "ValuePolicy",
+    "VecNormalizeStats",
     "export_torchscript",
     "load_policy",
     "load_sb3",
     "load_torchscript",
     "policy_device",
     "read_policy_info",
+    "read_vec_normalize",
     "save_policy",
     "save_torchscript",
 ]

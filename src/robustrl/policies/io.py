@@ -41,6 +41,7 @@ from robustrl.policies.reading import (
 from robustrl.policies.sb3 import load_sb3_zip, read_sb3_info
 from robustrl.policies.spaces import space_from_json, space_to_json
 from robustrl.policies.torchscript import load_torchscript, read_torchscript_meta
+from robustrl.results.runs import check_finished_run, is_run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +258,7 @@ def load_policy(
     device: str | torch.device = "cpu",
     env_id: str | None = None,
     trust_code: bool = False,
+    vec_normalize: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Policy:
     """Load a policy from our format, a Stable-Baselines3 ``.zip`` or a TorchScript module.
@@ -267,33 +269,50 @@ def load_policy(
     can read and write files), so it is refused unless ``trust_code=True``.
 
     Args:
-        path: the policy file.
+        path: the policy file, or a training run folder (``robustrl train --out DIR``): its ``policy.zip``
+            is loaded only when the run finished (``result.json`` present, every file of the same run).
         device: where the returned module lives.
         env_id: the environment the policy will act in. Needed for a TorchScript module saved without
             robustrl metadata (its spaces are taken from the env); otherwise checked against the file.
         trust_code: allow loading (and so running) a TorchScript module. Pass it only for files from a
             source you would accept code from; it changes nothing for our format and SB3 zips.
-        **kwargs: format-specific options: for SB3 zips ``activation``, ``observation_space``,
-            ``action_space`` (see :func:`robustrl.policies.sb3.load_sb3`); for TorchScript ``output``,
-            ``observation_space``, ``action_space`` (see :func:`robustrl.policies.torchscript.load_torchscript`).
+        vec_normalize: for an SB3 zip, the run's ``vec_normalize.pkl`` (SB3's ``VecNormalize.save``),
+            read without unpickling; the policy then takes raw observations and normalises them inside
+            the module as SB3's ``VecNormalize`` did (see :mod:`robustrl.policies.vec_normalize`).
+        **kwargs: format-specific options: for SB3 zips ``activation``, ``normalize_images``,
+            ``observation_space``, ``action_space`` (see :func:`robustrl.policies.sb3.load_sb3`); for
+            TorchScript ``output``, ``observation_space``, ``action_space`` (see
+            :func:`robustrl.policies.torchscript.load_torchscript`).
 
     Returns:
         A module meeting the :class:`~robustrl.policies.base.Policy` protocol (in eval mode).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        PolicyFileError: the file is corrupt, truncated, over a size limit, of an unsupported kind, code
-            without ``trust_code=True``, or its weights do not fit; a ``ValueError`` whose message names the
-            file and the problem.
+        FileNotFoundError: ``path`` (or ``vec_normalize``) does not exist.
+        PolicyFileError: the file (or ``vec_normalize``) is corrupt, truncated, over a size limit, of an
+            unsupported kind, code without ``trust_code=True``, or its weights do not fit; a ``ValueError``
+            whose message names the file and the problem.
+        ValueError: ``vec_normalize`` is given for a file that is not an SB3 zip.
     """
     p = Path(path)
+    if is_run_folder(p):
+        check_finished_run(p)  # an unfinished (killed, running) or mixed run folder is refused, named
+        p = p / "policy.zip"
     fmt, zf = _sniff(p)
+    if vec_normalize is not None and fmt != "sb3":
+        zf.close()
+        raise ValueError(
+            f"vec_normalize applies to Stable-Baselines3 zips; {str(p)!r} is a {fmt} file (a robustrl policy "
+            "keeps its observation normaliser inside, a TorchScript module must do its own)"
+        )
     with zf:
         if fmt == "torchscript":
             zf.close()
             return load_torchscript(p, device=device, env_id=env_id, trust_code=trust_code, **kwargs)
         if fmt == "sb3":
-            return load_sb3_zip(zf, p, device=device, env_id=env_id, **kwargs)  # type: ignore[return-value]
+            return load_sb3_zip(  # type: ignore[return-value]
+                zf, p, device=device, env_id=env_id, vec_normalize=vec_normalize, **kwargs
+            )
         if kwargs:
             raise TypeError(f"unexpected options {sorted(kwargs)} for a robustrl policy file")
         return _load_ours(zf, p, device, env_id)  # type: ignore[return-value]

@@ -1,121 +1,36 @@
 """Networks and the policy modules our agents train (and that SB3 checkpoints load into).
 
-Each policy module meets the :class:`~robustrl.policies.base.Policy` protocol, carries its optional
-observation normaliser inside (so attacks see the whole pipeline from raw observations), and describes
+Each policy module meets the :class:`~robustrl.policies.base.Policy` protocol, carries its observation
+pipeline inside (:class:`~robustrl.policies.features.ObservationFeatures`: normaliser, image layout and
+scale, flattening or a Nature CNN; so attacks see the whole pipeline from raw observations), and describes
 itself with ``spec()`` so that :func:`robustrl.policies.save_policy` can rebuild it from JSON plus weights.
-Layer names follow Stable-Baselines3's MLP policies so an SB3 ``policy.pth`` maps on by renaming keys.
+Layer names follow Stable-Baselines3's policies so an SB3 ``policy.pth`` maps on by renaming keys.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-Activation = Literal["tanh", "relu"]
+from robustrl.policies.features import (
+    Activation,
+    FeaturesExtractor,
+    NatureCNN,
+    ObservationFeatures,
+    ObsNormalizer,
+    StatsDType,
+    flat_dim,
+    mlp,
+    orthogonal_init,
+)
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 MAX_CRITICS = 64
 """Most critics an actor may have (``n_critics``)."""
-
-
-def mlp(in_dim: int, hidden: Sequence[int], activation: Activation = "tanh") -> nn.Sequential:
-    """Hidden layers only: ``Linear → act`` per entry of ``hidden`` (empty ``hidden`` gives identity).
-
-    Raises:
-        ValueError: ``activation`` is not one of ``"tanh"``, ``"relu"``.
-    """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
-        in_dim = width
-    return nn.Sequential(*layers)
-
-
-def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
-    """Orthogonal weights with ``gain`` and zero biases on every Linear layer of ``module`` (PPO practice)."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.orthogonal_(m.weight, gain)
-            nn.init.zeros_(m.bias)
-
-
-def flat_dim(space: gym.Space[Any]) -> int:
-    """Number of features of a flattened observation from ``space``."""
-    if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape))
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    raise ValueError(f"unsupported observation space {space!r}: only Box and Discrete")
-
-
-class ObsNormalizer(nn.Module):
-    """Running mean/variance normaliser ``clip((obs − mean) / sqrt(var + eps), ±clip)``.
-
-    Args:
-        shape: one observation's shape.
-        clip: clip of the normalised value.
-        eps: variance floor.
-    """
-
-    mean: torch.Tensor
-    var: torch.Tensor
-    count: torch.Tensor
-
-    def __init__(self, shape: Sequence[int], clip: float = 10.0, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.clip = float(clip)
-        self.eps = float(eps)
-        self.register_buffer("mean", torch.zeros(tuple(shape)))
-        self.register_buffer("var", torch.ones(tuple(shape)))
-        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
-
-    @torch.no_grad()
-    def update(self, batch: torch.Tensor) -> None:
-        """Merge the statistics of ``batch [B, *shape]`` (parallel Welford update)."""
-        batch = batch.to(self.mean.dtype)
-        b_mean = batch.mean(0)
-        b_var = batch.var(0, unbiased=False)
-        b_count = batch.shape[0]
-        total = self.count + b_count
-        delta = b_mean - self.mean
-        new_mean = self.mean + delta * (b_count / total).to(self.mean.dtype)
-        m2 = self.var * self.count.to(self.var.dtype) + b_var * b_count
-        m2 = m2 + delta.square() * (self.count * b_count / total).to(self.var.dtype)
-        self.mean.copy_(new_mean)
-        self.var.copy_(m2 / total.to(self.var.dtype))
-        self.count.copy_(total)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Normalise ``obs [N, *shape]``."""
-        return ((obs - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
-
-
-class _Features(nn.Module):
-    """Flatten (and optionally normalise) raw observations; one-hot Discrete observations (from ``start``)."""
-
-    def __init__(self, observation_space: gym.Space[Any], normalize: bool) -> None:
-        super().__init__()
-        self.discrete = isinstance(observation_space, gym.spaces.Discrete)
-        self.n = int(observation_space.n) if self.discrete else 0  # type: ignore[attr-defined]
-        self.start = int(observation_space.start) if self.discrete else 0  # type: ignore[attr-defined]
-        shape = (self.n,) if self.discrete else tuple(observation_space.shape or ())
-        self.obs_norm = ObsNormalizer(shape) if normalize else None
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.discrete:
-            obs = nn.functional.one_hot(obs.long() - self.start, self.n).float()
-        x = obs.float()
-        if self.obs_norm is not None:
-            x = self.obs_norm(x)
-        return x.flatten(1)
 
 
 def _check_obs(obs: torch.Tensor, space: gym.Space[Any]) -> None:
@@ -145,10 +60,12 @@ class _Extractor(nn.Module):
 
 
 class ActorCriticPolicy(nn.Module):
-    """Separate actor and critic MLPs (PPO, A2C); categorical or diagonal-Gaussian actions.
+    """Separate actor and critic MLPs (PPO, A2C), on flat or Nature-CNN features; categorical or Gaussian actions.
 
     Layer names match SB3's ``ActorCriticPolicy`` with separate networks:
-    ``mlp_extractor.policy_net``, ``mlp_extractor.value_net``, ``action_net``, ``value_net``, ``log_std``.
+    ``mlp_extractor.policy_net``, ``mlp_extractor.value_net``, ``action_net``, ``value_net``, ``log_std``;
+    the Nature CNN is ``features.extractor`` (SB3's ``pi_features_extractor``) and, when the critic has
+    its own, ``vf_extractor`` (SB3's ``vf_features_extractor``).
 
     Args:
         observation_space: one observation's space.
@@ -156,9 +73,18 @@ class ActorCriticPolicy(nn.Module):
         pi_hidden: actor hidden widths.
         vf_hidden: critic hidden widths.
         activation: hidden activation.
-        normalize_obs: keep a running observation normaliser inside the policy.
+        normalize_obs: keep an observation normaliser inside the policy (:class:`ObsNormalizer`).
+        obs_norm_clip: the normaliser's clip.
+        obs_norm_eps: the normaliser's variance floor.
+        obs_norm_dtype: dtype of the normaliser's statistics and arithmetic (``"float64"`` reproduces SB3's
+            ``VecNormalize`` bit for bit).
         log_std_init: initial log standard deviation (Box actions).
-
+        features_extractor: ``"flatten"`` or ``"nature_cnn"`` (:class:`NatureCNN`, image observations).
+        features_dim: output features of the Nature CNN.
+        normalize_images: divide uint8 image observations by 255 (SB3's ``normalize_images``).
+        channels_last: observations are ``[H, W, C]`` images, transposed to ``[C, H, W]`` inside the policy
+            (SB3's ``VecTransposeImage``).
+        share_features_extractor: the critic uses the actor's Nature CNN (else it has its own).
     """
 
     kind = "actor_critic"
@@ -173,7 +99,15 @@ class ActorCriticPolicy(nn.Module):
         vf_hidden: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
         normalize_obs: bool = False,
+        obs_norm_clip: float = 10.0,
+        obs_norm_eps: float = 1e-8,
+        obs_norm_dtype: StatsDType = "float32",
         log_std_init: float = 0.0,
+        features_extractor: FeaturesExtractor = "flatten",
+        features_dim: int = 512,
+        normalize_images: bool = False,
+        channels_last: bool = False,
+        share_features_extractor: bool = True,
     ) -> None:
         super().__init__()
         self.observation_space = observation_space
@@ -183,10 +117,24 @@ class ActorCriticPolicy(nn.Module):
             "vf_hidden": list(vf_hidden),
             "activation": activation,
             "normalize_obs": normalize_obs,
+            "obs_norm_clip": obs_norm_clip,
+            "obs_norm_eps": obs_norm_eps,
+            "obs_norm_dtype": obs_norm_dtype,
             "log_std_init": log_std_init,
+            "features_extractor": features_extractor,
+            "features_dim": features_dim,
+            "normalize_images": normalize_images,
+            "channels_last": channels_last,
+            "share_features_extractor": share_features_extractor,
         }
-        self.features = _Features(observation_space, normalize_obs)
-        in_dim = flat_dim(observation_space)
+        self.features = ObservationFeatures(
+            observation_space, normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype,
+            features_extractor, features_dim, normalize_images, channels_last,
+        )  # fmt: skip
+        self.vf_extractor: NatureCNN | None = None
+        if self.features.extractor is not None and not share_features_extractor:
+            self.vf_extractor = self.features.make_extractor(features_dim)
+        in_dim = self.features.out_dim
         self.mlp_extractor = _Extractor(mlp(in_dim, pi_hidden, activation), mlp(in_dim, vf_hidden, activation))
         pi_out = pi_hidden[-1] if pi_hidden else in_dim
         vf_out = vf_hidden[-1] if vf_hidden else in_dim
@@ -203,7 +151,9 @@ class ActorCriticPolicy(nn.Module):
         else:
             raise ValueError(f"unsupported action space {action_space!r}: only Discrete and Box")
         self.value_net = nn.Linear(vf_out, 1)
-        orthogonal_init(self.mlp_extractor)
+        for trunk in (self.features, self.vf_extractor, self.mlp_extractor):
+            if trunk is not None:
+                orthogonal_init(trunk)
         nn.init.orthogonal_(self.action_net.weight, 0.01)
         nn.init.zeros_(self.action_net.bias)
         nn.init.orthogonal_(self.value_net.weight, 1.0)
@@ -240,7 +190,11 @@ class ActorCriticPolicy(nn.Module):
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """State values ``[N]``."""
-        return self.value_net(self.mlp_extractor.value_net(self.features(obs))).squeeze(-1)
+        if self.vf_extractor is None:
+            h = self.features(obs)
+        else:
+            h = self.vf_extractor(self.features.preprocess(obs))
+        return self.value_net(self.mlp_extractor.value_net(h)).squeeze(-1)
 
     def act(
         self, obs: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
@@ -259,22 +213,31 @@ class ActorCriticPolicy(nn.Module):
 
 
 class QNetworkPolicy(nn.Module):
-    """An MLP Q network over discrete actions (DQN), regression or HL-Gauss classification head.
+    """A Q network over discrete actions (DQN) on flat or Nature-CNN features; regression or HL-Gauss head.
 
     With ``num_bins > 0`` the head outputs, per action, logits over a fixed support of ``num_bins``
     atoms on ``[v_min, v_max]`` and ``q_values`` is their expectation ("Stop Regressing", Farebrother
-    et al. 2024). Layer names match SB3's ``QNetwork`` (``q_net``).
+    et al. 2024). Layer names match SB3's ``QNetwork`` (``q_net``; its Nature CNN, SB3's
+    ``q_net.features_extractor``, is ``features.extractor``).
 
     Args:
         observation_space: one observation's space.
         action_space: ``Discrete``.
         hidden: hidden widths.
         activation: hidden activation.
-        normalize_obs: keep a running observation normaliser inside the policy.
+        normalize_obs: keep an observation normaliser inside the policy (:class:`ObsNormalizer`).
+        obs_norm_clip: the normaliser's clip.
+        obs_norm_eps: the normaliser's variance floor.
+        obs_norm_dtype: dtype of the normaliser's statistics and arithmetic (``"float64"`` reproduces SB3's
+            ``VecNormalize`` bit for bit).
         num_bins: atoms of the classification head (0: plain regression head).
         v_min: lowest atom.
         v_max: highest atom.
-
+        features_extractor: ``"flatten"`` or ``"nature_cnn"`` (:class:`NatureCNN`, image observations).
+        features_dim: output features of the Nature CNN.
+        normalize_images: divide uint8 image observations by 255 (SB3's ``normalize_images``).
+        channels_last: observations are ``[H, W, C]`` images, transposed to ``[C, H, W]`` inside the policy
+            (SB3's ``VecTransposeImage``).
     """
 
     kind = "q_network"
@@ -287,9 +250,16 @@ class QNetworkPolicy(nn.Module):
         hidden: Sequence[int] = (64, 64),
         activation: Activation = "relu",
         normalize_obs: bool = False,
+        obs_norm_clip: float = 10.0,
+        obs_norm_eps: float = 1e-8,
+        obs_norm_dtype: StatsDType = "float32",
         num_bins: int = 0,
         v_min: float = 0.0,
         v_max: float = 100.0,
+        features_extractor: FeaturesExtractor = "flatten",
+        features_dim: int = 512,
+        normalize_images: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, gym.spaces.Discrete):
@@ -304,12 +274,22 @@ class QNetworkPolicy(nn.Module):
             "hidden": list(hidden),
             "activation": activation,
             "normalize_obs": normalize_obs,
+            "obs_norm_clip": obs_norm_clip,
+            "obs_norm_eps": obs_norm_eps,
+            "obs_norm_dtype": obs_norm_dtype,
             "num_bins": num_bins,
             "v_min": v_min,
             "v_max": v_max,
+            "features_extractor": features_extractor,
+            "features_dim": features_dim,
+            "normalize_images": normalize_images,
+            "channels_last": channels_last,
         }
-        self.features = _Features(observation_space, normalize_obs)
-        in_dim = flat_dim(observation_space)
+        self.features = ObservationFeatures(
+            observation_space, normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype,
+            features_extractor, features_dim, normalize_images, channels_last,
+        )  # fmt: skip
+        in_dim = self.features.out_dim
         out = hidden[-1] if hidden else in_dim
         self.q_net = nn.Sequential(
             *mlp(in_dim, hidden, activation), nn.Linear(out, self.num_actions * max(1, self.num_bins))
@@ -374,19 +354,22 @@ def min_critic_value(critics: nn.ModuleList, features: torch.Tensor, action: tor
 def _actor_spec(
     hidden: Sequence[int],
     activation: Activation,
-    normalize_obs: bool,
+    obs_norm: tuple[bool, float, float, StatsDType],
     with_critic: bool,
     critic_hidden: Sequence[int] | None,
     n_critics: int,
     critic_scaled_actions: bool,
 ) -> dict[str, Any]:
-    """The ``spec()`` of a continuous actor with critics (``critic_hidden`` resolved); checks ``n_critics``."""
+    """The ``spec()`` of a continuous actor with critics (``critic_hidden`` resolved); checks ``n_critics``.
+
+    ``obs_norm`` is ``(normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype)``.
+    """
     if not 1 <= n_critics <= MAX_CRITICS:
         raise ValueError(f"n_critics must be in [1, {MAX_CRITICS}], got {n_critics}")
     return {
         "hidden": list(hidden),
         "activation": activation,
-        "normalize_obs": normalize_obs,
+        **dict(zip(("normalize_obs", "obs_norm_clip", "obs_norm_eps", "obs_norm_dtype"), obs_norm, strict=True)),
         "with_critic": with_critic,
         "critic_hidden": list(hidden if critic_hidden is None else critic_hidden),
         "n_critics": n_critics,
@@ -416,7 +399,11 @@ class SquashedGaussianActorPolicy(nn.Module):
         action_space: ``Box``.
         hidden: hidden widths of the actor (and of the critics unless ``critic_hidden`` is given).
         activation: hidden activation.
-        normalize_obs: keep a running observation normaliser inside the policy.
+        normalize_obs: keep an observation normaliser inside the policy (:class:`ObsNormalizer`).
+        obs_norm_clip: the normaliser's clip.
+        obs_norm_eps: the normaliser's variance floor.
+        obs_norm_dtype: dtype of the normaliser's statistics and arithmetic (``"float64"`` reproduces SB3's
+            ``VecNormalize`` bit for bit).
         with_critic: build the critics (``critic(obs, action)``).
         critic_hidden: hidden widths of the critics (None: same as ``hidden``).
         n_critics: number of critics; ``critic`` returns their minimum.
@@ -440,6 +427,9 @@ class SquashedGaussianActorPolicy(nn.Module):
         hidden: Sequence[int] = (256, 256),
         activation: Activation = "relu",
         normalize_obs: bool = False,
+        obs_norm_clip: float = 10.0,
+        obs_norm_eps: float = 1e-8,
+        obs_norm_dtype: StatsDType = "float32",
         with_critic: bool = True,
         critic_hidden: Sequence[int] | None = None,
         n_critics: int = 2,
@@ -451,13 +441,21 @@ class SquashedGaussianActorPolicy(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self._spec = _actor_spec(
-            hidden, activation, normalize_obs, with_critic, critic_hidden, n_critics, critic_scaled_actions
+            hidden,
+            activation,
+            (normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype),
+            with_critic,
+            critic_hidden,
+            n_critics,
+            critic_scaled_actions,
         )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
         act_dim = int(np.prod(action_space.shape))
         out = hidden[-1] if hidden else in_dim
-        self.features = _Features(observation_space, normalize_obs)
+        self.features = ObservationFeatures(
+            observation_space, normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype
+        )
         self.latent_pi = mlp(in_dim, hidden, activation)
         self.mu = nn.Linear(out, act_dim)
         self.log_std = nn.Linear(out, act_dim)
@@ -520,7 +518,11 @@ class DeterministicActorPolicy(nn.Module):
         action_space: ``Box`` with finite bounds.
         hidden: hidden widths of the actor (and of the critics unless ``critic_hidden`` is given).
         activation: hidden activation.
-        normalize_obs: keep a running observation normaliser inside the policy.
+        normalize_obs: keep an observation normaliser inside the policy (:class:`ObsNormalizer`).
+        obs_norm_clip: the normaliser's clip.
+        obs_norm_eps: the normaliser's variance floor.
+        obs_norm_dtype: dtype of the normaliser's statistics and arithmetic (``"float64"`` reproduces SB3's
+            ``VecNormalize`` bit for bit).
         with_critic: build the critics (``critic(obs, action)``).
         critic_hidden: hidden widths of the critics (None: same as ``hidden``).
         n_critics: number of critics; ``critic`` returns their minimum.
@@ -539,6 +541,9 @@ class DeterministicActorPolicy(nn.Module):
         hidden: Sequence[int] = (256, 256),
         activation: Activation = "relu",
         normalize_obs: bool = False,
+        obs_norm_clip: float = 10.0,
+        obs_norm_eps: float = 1e-8,
+        obs_norm_dtype: StatsDType = "float32",
         with_critic: bool = True,
         critic_hidden: Sequence[int] | None = None,
         n_critics: int = 2,
@@ -550,13 +555,21 @@ class DeterministicActorPolicy(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self._spec = _actor_spec(
-            hidden, activation, normalize_obs, with_critic, critic_hidden, n_critics, critic_scaled_actions
+            hidden,
+            activation,
+            (normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype),
+            with_critic,
+            critic_hidden,
+            n_critics,
+            critic_scaled_actions,
         )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
         act_dim = int(np.prod(action_space.shape))
         out = hidden[-1] if hidden else in_dim
-        self.features = _Features(observation_space, normalize_obs)
+        self.features = ObservationFeatures(
+            observation_space, normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype
+        )
         self.mu = nn.Sequential(*mlp(in_dim, hidden, activation), nn.Linear(out, act_dim), nn.Tanh())
         self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32).flatten())

@@ -1,4 +1,4 @@
-"""Import Stable-Baselines3 ``.zip`` checkpoints (PPO, A2C, DQN, SAC, TD3/DDPG with ``MlpPolicy``) safely.
+"""Import Stable-Baselines3 ``.zip`` checkpoints (PPO, A2C, DQN, SAC, TD3/DDPG; ``MlpPolicy``, ``CnnPolicy``) safely.
 
 An SB3 zip holds ``data`` (JSON in which non-JSON objects are base64 *cloudpickles* under
 ``":serialized:"``), ``policy.pth`` (the policy's ``state_dict``) and optimiser states. This module never
@@ -8,25 +8,29 @@ decodes those pickles and never imports SB3:
   (read with ``torch.load(weights_only=True)``);
 * the spaces come from the readable fields SB3 writes beside each pickle (``_shape``, ``dtype``, the
   printed ``low``/``high`` arrays, ``n``);
-* the activation comes from the readable ``policy_kwargs["activation_fn"]`` string, or the algorithm's
-  default when ``policy_kwargs`` does not set it.
+* the activation and ``normalize_images`` come from the readable ``policy_kwargs`` entries, or SB3's
+  defaults when ``policy_kwargs`` does not set them;
+* a ``CnnPolicy``'s Nature CNN is recognised from its weight names and shapes (PPO/A2C, shared or separate
+  actor and critic CNNs, and DQN).
 
-What cannot be read this way the caller passes: ``activation=`` when ``policy_kwargs`` is not readable,
-``env_id=`` (or ``observation_space=``/``action_space=``) when a space's bounds were too large for SB3 to
-print in full. Refused, with a ``ValueError`` naming the file: CNN or custom feature extractors
-(``CnnPolicy``, ``MultiInputPolicy``), gSDE, shared actor-critic trunks, recurrent or other sb3-contrib
-policies, image observations, spaces other than Box/Discrete. ``VecNormalize`` statistics live in a separate
-pickle file and are not read; a policy trained with them needs them applied outside.
+What cannot be read this way the caller passes: ``activation=`` (and ``normalize_images=`` for images)
+when ``policy_kwargs`` is not readable, ``env_id=`` (or ``observation_space=``/``action_space=``) when a
+space's bounds were too large for SB3 to print in full (always for images). With the env's channels-last
+image space ``[H, W, C]``, the policy transposes observations itself as SB3's ``VecTransposeImage`` did.
+``vec_normalize=`` takes the run's ``vec_normalize.pkl`` (read without unpickling by
+:mod:`robustrl.policies.vec_normalize`) and puts SB3's observation normalisation inside the policy.
+Refused, with a ``PolicyFileError`` naming the file: ``MultiInputPolicy`` (dict observations), custom
+feature extractors, ``CnnPolicy`` for SAC/TD3, gSDE, shared actor-critic trunks, recurrent or other
+sb3-contrib policies, spaces other than Box/Discrete.
 
 Parity: ``load_sb3(path).act(obs)`` equals ``model.predict(obs, deterministic=True)[0]`` (Box actions are
 clipped to the action space for PPO/A2C and mapped from ``[-1, 1]`` with SB3's ``unscale_action`` for
-SAC/TD3).
+SAC/TD3); with ``vec_normalize=``, ``act(raw)`` equals ``model.predict(venv.normalize_obs(raw))``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import zipfile
@@ -35,10 +39,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
+from robustrl.policies.features import FeaturesExtractor, is_channels_last_image, is_image_space
 from robustrl.policies.networks import (
     ActorCriticPolicy,
     DeterministicActorPolicy,
@@ -53,14 +57,27 @@ from robustrl.policies.reading import (
     read_member,
     read_weights,
 )
-from robustrl.policies.spaces import MAX_DISCRETE_N, MAX_SPACE_ELEMENTS, env_spaces
+from robustrl.policies.sb3_data import (
+    ACTIVATION_NAMES,
+    activation_from_kwargs,
+    box_shape_dtype,
+    class_name,
+    normalize_images_from_kwargs,
+    parse_sb3_space,
+    readable_policy_kwargs,
+    refuse_multi_input,
+)
+from robustrl.policies.spaces import env_spaces
+from robustrl.policies.vec_normalize import VecNormalizeStats, read_vec_normalize
 
 logger = logging.getLogger(__name__)
 
 Algo = Literal["PPO", "A2C", "DQN", "SAC", "TD3"]
 
-_ACTIVATION_NAMES = {"ReLU": "relu", "Tanh": "tanh"}
-_DEFAULT_ACTIVATION: dict[str, str] = {"PPO": "tanh", "A2C": "tanh", "DQN": "relu", "SAC": "relu", "TD3": "relu"}
+_NATURE_CNN_KEYS = frozenset(
+    f"{layer}.{p}" for layer in ("cnn.0", "cnn.2", "cnn.4", "linear.0") for p in ("weight", "bias")
+)
+_EXTRACTOR_CLASSES = {"FlattenExtractor": "flatten", "NatureCNN": "nature_cnn"}
 
 
 @dataclass(frozen=True)
@@ -79,134 +96,41 @@ class SB3Info:
     """``"relu"``/``"tanh"`` when readable (or the algorithm's default), else None."""
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     """The readable part of ``policy_kwargs``."""
-
-
-# ----------------------------------------------------------------------------------------- data fields
-
-
-def _parse_printed_array(text: Any, shape: tuple[int, ...], what: str, path: Path) -> np.ndarray | None:
-    """Parse ``str(np.ndarray)`` as SB3 stores it; None when numpy summarised it (``...``)."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        return np.full(shape, float(text))
-    if not isinstance(text, str):
-        return None
-    if "..." in text:
-        return None
-    tokens = [t for t in re.split(r"[\s,\[\]]+", text) if t]
-    try:
-        values = np.array([float(t) for t in tokens], dtype=np.float64)
-    except ValueError as err:
-        raise policy_file_error(path, f"{what} is not a printed number array ({text[:80]!r})") from err
-    if values.size == 1 and math.prod(shape) != 1:
-        return np.full(shape, values[0])
-    if values.size != math.prod(shape):
-        raise policy_file_error(path, f"{what} has {values.size} numbers for shape {shape}")
-    return values.reshape(shape)
-
-
-def _int_field(value: Any, what: str, path: Path) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError, OverflowError) as err:
-        raise policy_file_error(path, f"{what} is not an integer ({value!r:.80})") from err
-
-
-def parse_sb3_space(entry: Any, what: str, path: Path) -> gym.Space[Any] | None:
-    """A space from the readable fields of SB3's ``data`` entry; None when its bounds are not readable.
-
-    Raises:
-        ValueError: the space is of an unsupported type or malformed.
-    """
-    if not isinstance(entry, dict):
-        raise policy_file_error(path, f"data[{what!r}] is missing or not an object")
-    type_name = str(entry.get(":type:", ""))
-    if "Discrete" in type_name and "Multi" not in type_name:
-        n = _int_field(entry.get("n"), f"data[{what!r}].n", path)
-        start = _int_field(entry.get("start", 0), f"data[{what!r}].start", path)
-        if not 1 <= n <= MAX_DISCRETE_N or abs(start) > MAX_DISCRETE_N:
-            raise policy_file_error(
-                path,
-                f"data[{what!r}] needs 1 ≤ n ≤ {MAX_DISCRETE_N} and |start| ≤ {MAX_DISCRETE_N}, "
-                f"got n={n!r:.40}, start={start!r:.40}",
-            )
-        return gym.spaces.Discrete(n, start=start)
-    if "spaces.box.Box" not in type_name:
-        raise policy_file_error(
-            path, f"{what} is a {type_name or 'unknown space'}; only Box and Discrete are supported"
-        )
-    shape_raw = entry.get("_shape")
-    if (
-        not isinstance(shape_raw, list)
-        or len(shape_raw) > 32
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape_raw)
-    ):
-        raise policy_file_error(path, f"data[{what!r}]._shape is not a list of sizes ({shape_raw!r:.80})")
-    shape = tuple(shape_raw)
-    if math.prod(shape) > MAX_SPACE_ELEMENTS:
-        raise policy_file_error(
-            path,
-            f"{what} shape {shape!r:.80} has more than {MAX_SPACE_ELEMENTS} elements "
-            "(robustrl.policies.spaces.MAX_SPACE_ELEMENTS)",
-        )
-    dtype = entry.get("dtype", "float32")
-    if dtype not in ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64"):
-        raise policy_file_error(path, f"{what} has unsupported dtype {dtype!r}")
-    bounds = []
-    for key in ("low", "high"):
-        raw = entry.get(key)
-        arr = _parse_printed_array(raw, shape, f"data[{what!r}].{key}", path) if raw is not None else None
-        if arr is None:
-            arr = _parse_printed_array(entry.get(f"{key}_repr"), shape, f"data[{what!r}].{key}_repr", path)
-        if arr is None:
-            return None
-        bounds.append(arr)
-    low, high = bounds
-    if np.isnan(low).any() or np.isnan(high).any() or (low > high).any():
-        raise policy_file_error(path, f"{what} bounds are NaN or low > high")
-    return gym.spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
-
-
-def _readable_policy_kwargs(data: dict[str, Any]) -> dict[str, Any] | None:
-    """``policy_kwargs`` without the pickle; None when only the pickle holds it (nothing readable beside)."""
-    kwargs = data.get("policy_kwargs", {})
-    if not isinstance(kwargs, dict):
-        return None
-    readable = {k: v for k, v in kwargs.items() if not k.startswith(":")}
-    if ":serialized:" in kwargs and not readable:
-        return None
-    return readable
-
-
-def _activation_from_kwargs(kwargs: dict[str, Any] | None, algo: str, path: Path) -> str | None:
-    if kwargs is None:
-        return None
-    if "activation_fn" not in kwargs:
-        return _DEFAULT_ACTIVATION[algo]
-    text = str(kwargs["activation_fn"])
-    match = re.fullmatch(r"<class '(?:[\w.]+\.)?(\w+)'>", text)
-    name = match.group(1) if match else text
-    if name not in _ACTIVATION_NAMES:
-        raise policy_file_error(
-            path,
-            f"activation {name!r} is not supported (only {', '.join(_ACTIVATION_NAMES)}): robustrl's networks "
-            "cannot reproduce this policy",
-        )
-    return _ACTIVATION_NAMES[name]
+    features_extractor: FeaturesExtractor = "flatten"
+    """``"flatten"`` (``MlpPolicy``) or ``"nature_cnn"`` (``CnnPolicy``), from the weight names."""
+    normalize_images: bool | None = True
+    """``policy_kwargs["normalize_images"]`` (SB3's default True); None when ``policy_kwargs`` is not readable."""
 
 
 # ------------------------------------------------------------------------------------------- weights
 
 
-def _detect_algo(keys: set[str], data: dict[str, Any], path: Path) -> Algo:
-    extractor = [k for k in keys if "features_extractor" in k]
-    if extractor:
+def _detect_extractor(keys: set[str], kwargs: dict[str, Any] | None, path: Path) -> FeaturesExtractor:
+    """``"nature_cnn"`` when every ``*features_extractor.*`` group of weights is SB3's NatureCNN, else ``"flatten"``.
+
+    Raises:
+        PolicyFileError: a features extractor other than SB3's ``FlattenExtractor``/``NatureCNN``.
+    """
+    groups: dict[str, set[str]] = {}
+    for key in keys:
+        if "features_extractor." in key:
+            owner, _, rest = key.partition("features_extractor.")
+            groups.setdefault(owner, set()).add(rest)
+    found: FeaturesExtractor = "nature_cnn" if groups else "flatten"
+    named = class_name(kwargs["features_extractor_class"]) if kwargs and "features_extractor_class" in kwargs else None
+    if any(rest != _NATURE_CNN_KEYS for rest in groups.values()) or named not in (None, *_EXTRACTOR_CLASSES):
+        example = sorted(k for k in keys if "features_extractor." in k)[:3]
         raise policy_file_error(
             path,
-            f"uses a CNN or custom features extractor ({extractor[0]!r}); only SB3's MlpPolicy is supported "
-            "(CnnPolicy/MultiInputPolicy are refused)",
+            f"uses a custom features extractor ({named or 'weights ' + str(example)}); only SB3's "
+            "FlattenExtractor (MlpPolicy) and NatureCNN (CnnPolicy) are supported",
         )
+    if named is not None and _EXTRACTOR_CLASSES[named] != found:
+        raise policy_file_error(path, f"policy_kwargs names {named}, but its weights are those of {found}")
+    return found
+
+
+def _detect_algo(keys: set[str], data: dict[str, Any], path: Path) -> Algo:
     if data.get("use_sde") is True or any(k.endswith("latent_sde.weight") for k in keys):
         raise policy_file_error(path, "was trained with gSDE (use_sde=True), which is not supported")
     if any(k.startswith("mlp_extractor.shared_net") for k in keys):
@@ -226,7 +150,7 @@ def _detect_algo(keys: set[str], data: dict[str, Any], path: Path) -> Algo:
     raise policy_file_error(
         path,
         f"is an SB3 policy this loader does not know (policy module {module!r}, weights {sorted(keys)[:4]}); "
-        "supported: PPO, A2C, DQN, SAC, TD3/DDPG with MlpPolicy",
+        "supported: PPO, A2C, DQN, SAC, TD3/DDPG with MlpPolicy, and PPO, A2C, DQN with CnnPolicy",
     )
 
 
@@ -278,28 +202,96 @@ def _rename(state: dict[str, torch.Tensor], rules: list[tuple[str, str]], drop: 
     return out
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """How raw observations become features (see :class:`~robustrl.policies.features.ObservationFeatures`)."""
+
+    extractor: FeaturesExtractor
+    normalize_images: bool
+    channels_last: bool
+    stats: VecNormalizeStats | None
+
+
+def _cnn_features_dim(state: dict[str, torch.Tensor], prefix: str, path: Path) -> int:
+    weight = state[f"{prefix}linear.0.weight"]
+    if weight.dim() != 2:
+        raise policy_file_error(
+            path, f"weight {prefix}linear.0.weight has shape {tuple(weight.shape)}, expected a matrix"
+        )
+    return int(weight.shape[0])
+
+
+def _actor_critic_cnn(state: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arguments and renamed weights of a PPO/A2C ``CnnPolicy`` (shared or separate actor and critic CNNs).
+
+    SB3 stores the actor's CNN as ``pi_features_extractor`` and again as ``features_extractor``, the
+    critic's as ``vf_features_extractor`` (the same tensors when shared); SB3 before 1.8 stored only
+    ``features_extractor``. The critic's CNN counts as shared when its weights equal the actor's.
+    """
+    has = {prefix for prefix in ("pi_", "vf_") if any(k.startswith(f"{prefix}features_extractor.") for k in state)}
+    pi = "pi_features_extractor." if "pi_" in has else "features_extractor."
+    vf = "vf_features_extractor." if "vf_" in has else pi
+    share = all(torch.equal(state[pi + k], state[vf + k]) for k in _NATURE_CNN_KEYS)
+    rules = [(pi, "features.extractor.")] + ([] if share else [(vf, "vf_extractor.")])
+    keep = {pi} if share else {pi, vf}
+    drop = tuple({"features_extractor.", "pi_features_extractor.", "vf_features_extractor."} - keep)
+    args = {"features_dim": _cnn_features_dim(state, pi, path), "share_features_extractor": share}
+    return args, _rename(state, rules, drop=drop)
+
+
+def _with_vec_normalize(
+    args: dict[str, Any], mapped: dict[str, Any], stats: VecNormalizeStats, obs_space: gym.Space[Any]
+) -> None:
+    """Put VecNormalize's observation statistics inside the policy (float64, SB3's exact arithmetic)."""
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise policy_file_error(stats.path, f"VecNormalize statistics need a Box observation space, not {obs_space}")
+    if stats.mean is None or stats.var is None:
+        logger.info("%s: norm_obs is False, so the statistics do not change what the policy sees", stats.path)
+        return
+    if stats.mean.shape != obs_space.shape:
+        raise policy_file_error(
+            stats.path,
+            f"holds statistics for observations of shape {stats.mean.shape}, but the policy's observations "
+            f"have shape {obs_space.shape}",
+        )
+    args.update(normalize_obs=True, obs_norm_clip=stats.clip_obs, obs_norm_eps=stats.epsilon, obs_norm_dtype="float64")
+    mapped["features.obs_norm.mean"] = torch.from_numpy(stats.mean)
+    mapped["features.obs_norm.var"] = torch.from_numpy(stats.var)
+    mapped["features.obs_norm.count"] = torch.tensor(stats.count, dtype=torch.float64)
+
+
 def _build(
     algo: Algo,
     state: dict[str, torch.Tensor],
     obs_space: gym.Space[Any],
     act_space: gym.Space[Any],
     activation: str,
+    inputs: _Inputs,
     path: Path,
     device: str | torch.device,
 ) -> nn.Module:
     cls: type[nn.Module]
+    image_args: dict[str, Any] = {"normalize_images": inputs.normalize_images, "channels_last": inputs.channels_last}
+    if inputs.extractor == "nature_cnn":
+        image_args["features_extractor"] = "nature_cnn"
     if algo in ("PPO", "A2C"):
         cls = ActorCriticPolicy
         pi = _linear_stack(state, "mlp_extractor.policy_net.", path)
         vf = _linear_stack(state, "mlp_extractor.value_net.", path)
-        args: dict[str, Any] = {"pi_hidden": [o for _, o in pi], "vf_hidden": [o for _, o in vf]}
+        args: dict[str, Any] = {"pi_hidden": [o for _, o in pi], "vf_hidden": [o for _, o in vf], **image_args}
         mapped = dict(state)
+        if inputs.extractor == "nature_cnn":
+            cnn_args, mapped = _actor_critic_cnn(state, path)
+            args.update(cnn_args)
         derived = frozenset({"action_low", "action_high"})
     elif algo == "DQN":
         cls = QNetworkPolicy
         layers = _linear_stack(state, "q_net.q_net.", path)
-        args = {"hidden": [o for _, o in layers[:-1]]}
-        mapped = _rename(state, [("q_net.q_net.", "q_net.")], drop=("q_net_target.",))
+        args = {"hidden": [o for _, o in layers[:-1]], **image_args}
+        if inputs.extractor == "nature_cnn":
+            args["features_dim"] = _cnn_features_dim(state, "q_net.features_extractor.", path)
+        rules = [("q_net.q_net.", "q_net."), ("q_net.features_extractor.", "features.extractor.")]
+        mapped = _rename(state, rules, drop=("q_net_target.",))
         derived = frozenset({"support"})
     elif algo == "SAC":
         cls = SquashedGaussianActorPolicy
@@ -315,6 +307,8 @@ def _build(
         rules = [("actor.", "")] + [(f"critic.qf{i}.", f"critics.{i}.") for i in range(_n_critics(state))]
         mapped = _rename(state, rules, drop=("actor_target.", "critic_target."))
         derived = frozenset({"action_low", "action_high"})
+    if inputs.stats is not None:
+        _with_vec_normalize(args, mapped, inputs.stats, obs_space)
     args.update(observation_space=obs_space, action_space=act_space, activation=activation)
     return build_module(cls, args, mapped, path, device, derived=derived)
 
@@ -336,29 +330,41 @@ def read_sb3_info(zf: zipfile.ZipFile, path: Path) -> SB3Info:
 
 
 def _info(data: dict[str, Any], state: dict[str, torch.Tensor], zf: zipfile.ZipFile, path: Path) -> SB3Info:
+    refuse_multi_input(data, path)
+    kwargs = readable_policy_kwargs(data)
+    extractor = _detect_extractor(set(state), kwargs, path)
     algo = _detect_algo(set(state), data, path)
+    if extractor == "nature_cnn" and algo not in ("PPO", "A2C", "DQN"):
+        raise policy_file_error(path, f"is a {algo} CnnPolicy; CnnPolicy is supported for PPO, A2C and DQN only")
     version = None
     if "_stable_baselines3_version" in zf.namelist():
         version = read_member(zf, "_stable_baselines3_version", path, max_bytes=256).decode("utf-8", "replace")
-    kwargs = _readable_policy_kwargs(data)
     return SB3Info(
         algo=algo,
         sb3_version=version,
         observation_space=parse_sb3_space(data.get("observation_space"), "observation_space", path),
         action_space=parse_sb3_space(data.get("action_space"), "action_space", path),
-        activation=_activation_from_kwargs(kwargs, algo, path),
+        activation=activation_from_kwargs(kwargs, algo, path),
         policy_kwargs=kwargs or {},
+        features_extractor=extractor,
+        normalize_images=normalize_images_from_kwargs(kwargs, path),
     )
 
 
 def _resolve_space(
     recorded: gym.Space[Any] | None,
+    recorded_shape: tuple[int, ...] | None,
     given: gym.Space[Any] | None,
     from_env: gym.Space[Any] | None,
     name: str,
     path: Path,
-) -> gym.Space[Any]:
-    """The user's space, else the env's (exact bounds), else the recorded one; shapes must agree."""
+) -> tuple[gym.Space[Any], bool]:
+    """The user's space, else the env's (exact bounds), else the recorded one; shapes must agree.
+
+    Returns:
+        The space, and whether it is the channels-last ``[H, W, C]`` form of the recorded ``[C, H, W]``
+        image space (SB3 wrapped such an env in ``VecTransposeImage``; the policy then transposes itself).
+    """
     chosen = given if given is not None else from_env if from_env is not None else recorded
     if chosen is None:
         raise policy_file_error(
@@ -366,13 +372,53 @@ def _resolve_space(
             f"the {name} space's bounds are not readable without unpickling (SB3 printed them summarised); "
             f"pass env_id= or {name}_space= to load_policy",
         )
-    if recorded is not None and (
-        type(recorded) is not type(chosen)
-        or recorded.shape != chosen.shape
-        or (isinstance(recorded, gym.spaces.Discrete) and recorded.n != chosen.n)  # type: ignore[attr-defined]
-    ):
-        raise policy_file_error(path, f"the file's {name} space {recorded} does not match the given {chosen}")
-    return chosen
+    mismatch = policy_file_error(
+        path, f"the file's {name} space {recorded or recorded_shape} does not match the given {chosen}"
+    )
+    if recorded is not None and type(recorded) is not type(chosen):
+        raise mismatch
+    if isinstance(recorded, gym.spaces.Discrete) and recorded.n != chosen.n:  # type: ignore[attr-defined]
+        raise mismatch
+    shape = tuple(chosen.shape or ())
+    expected = recorded_shape if recorded_shape is not None else tuple(recorded.shape or ()) if recorded else shape
+    if isinstance(chosen, gym.spaces.Box) and shape != expected:
+        if name == "observation" and is_channels_last_image(chosen) and (shape[2], shape[0], shape[1]) == expected:
+            return chosen, True
+        raise mismatch
+    return chosen, False
+
+
+def _inputs(
+    info: SB3Info,
+    obs_entry: Any,
+    obs_space: gym.Space[Any],
+    channels_last: bool,
+    normalize_images: bool | None,
+    stats: VecNormalizeStats | None,
+    path: Path,
+) -> _Inputs:
+    """Where image scaling and transposition apply, as SB3 decides them; refuses what our networks cannot do."""
+    recorded_dtype = obs_entry.get("dtype") if isinstance(obs_entry, dict) else None
+    scale = False
+    if is_image_space(obs_space) and recorded_dtype == "uint8":  # SB3 scales what *its* space calls an image
+        if normalize_images is not None and info.normalize_images not in (None, normalize_images):
+            logger.warning("%s: normalize_images=%r although policy_kwargs says %r", path, normalize_images,
+                           info.normalize_images)  # fmt: skip
+        scale_flag = normalize_images if normalize_images is not None else info.normalize_images
+        if scale_flag is None:
+            raise policy_file_error(
+                path,
+                "has image observations, and whether SB3 divided them by 255 (policy_kwargs['normalize_images']) "
+                "is not readable without unpickling; pass normalize_images=True or False",
+            )
+        scale = scale_flag
+    if info.algo in ("SAC", "TD3") and (scale or channels_last):
+        raise policy_file_error(
+            path, f"is a {info.algo} policy on image observations; images are supported for PPO, A2C and DQN only"
+        )
+    if info.features_extractor == "nature_cnn" and not isinstance(obs_space, gym.spaces.Box):
+        raise policy_file_error(path, f"is a CnnPolicy, but its observation space is {obs_space}")
+    return _Inputs(info.features_extractor, scale, channels_last, stats)
 
 
 def load_sb3_zip(
@@ -382,8 +428,10 @@ def load_sb3_zip(
     device: str | torch.device = "cpu",
     env_id: str | None = None,
     activation: Literal["tanh", "relu"] | None = None,
+    normalize_images: bool | None = None,
     observation_space: gym.Space[Any] | None = None,
     action_space: gym.Space[Any] | None = None,
+    vec_normalize: str | os.PathLike[str] | None = None,
 ) -> nn.Module:
     """Load an open SB3 zip (see :func:`load_sb3`)."""
     data = read_json_member(zf, "data", path)
@@ -391,13 +439,19 @@ def load_sb3_zip(
         raise policy_file_error(path, "member 'data' is not a JSON object")
     state = read_weights(zf, "policy.pth", path)
     info = _info(data, state, zf, path)
+    obs_entry = data.get("observation_space")
+    recorded_shape = None
+    if isinstance(info.observation_space, gym.spaces.Box) or (
+        info.observation_space is None and isinstance(obs_entry, dict)
+    ):
+        recorded_shape, _ = box_shape_dtype(obs_entry, "observation_space", path)  # type: ignore[arg-type]
     env_obs, env_act = env_spaces(env_id) if env_id is not None else (None, None)
-    obs_space = _resolve_space(info.observation_space, observation_space, env_obs, "observation", path)
-    act_space = _resolve_space(info.action_space, action_space, env_act, "action", path)
-    if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 3 and obs_space.dtype == np.uint8:
-        raise policy_file_error(
-            path, "has image observations (uint8, 3 dims), which SB3 rescales by 1/255; not supported"
-        )
+    obs_space, transposed = _resolve_space(
+        info.observation_space, recorded_shape, observation_space, env_obs, "observation", path
+    )
+    act_space, _ = _resolve_space(info.action_space, None, action_space, env_act, "action", path)
+    stats = read_vec_normalize(vec_normalize) if vec_normalize is not None else None
+    inputs = _inputs(info, obs_entry, obs_space, transposed, normalize_images, stats, path)
     if activation is not None and info.activation not in (None, activation):
         logger.warning("%s: using activation=%r although policy_kwargs says %r", path, activation, info.activation)
     act = activation or info.activation
@@ -405,9 +459,9 @@ def load_sb3_zip(
         raise policy_file_error(
             path, "its activation is not readable without unpickling; pass activation='tanh' or 'relu'"
         )
-    if act not in _ACTIVATION_NAMES.values():
+    if act not in ACTIVATION_NAMES.values():
         raise ValueError(f"activation must be 'tanh' or 'relu', got {act!r}")
-    return _build(info.algo, state, obs_space, act_space, act, path, device)
+    return _build(info.algo, state, obs_space, act_space, act, inputs, path, device)
 
 
 def load_sb3(
@@ -416,31 +470,43 @@ def load_sb3(
     device: str | torch.device = "cpu",
     env_id: str | None = None,
     activation: Literal["tanh", "relu"] | None = None,
+    normalize_images: bool | None = None,
     observation_space: gym.Space[Any] | None = None,
     action_space: gym.Space[Any] | None = None,
+    vec_normalize: str | os.PathLike[str] | None = None,
 ) -> nn.Module:
-    """Load a Stable-Baselines3 ``.zip`` (PPO, A2C, DQN, SAC, TD3/DDPG ``MlpPolicy``) without unpickling.
+    """Load a Stable-Baselines3 ``.zip`` (PPO, A2C, DQN, SAC, TD3/DDPG; MlpPolicy, CnnPolicy) without unpickling.
 
     PPO/A2C become :class:`ActorCriticPolicy` (``value``, ``dist``, ``logits``), DQN a
     :class:`QNetworkPolicy` (``q_values``), SAC a :class:`SquashedGaussianActorPolicy` and TD3/DDPG a
     :class:`DeterministicActorPolicy` (both with ``critic(obs, action)``, the minimum over SB3's critics,
-    taking actions in the env's units). Target networks and optimiser states are ignored.
+    taking actions in the env's units). Target networks and optimiser states are ignored. A ``CnnPolicy``
+    (PPO, A2C, DQN) keeps SB3's Nature CNN, ``normalize_images`` and, given a channels-last env space,
+    SB3's ``VecTransposeImage`` inside the module.
 
     Args:
         path: the SB3 zip.
         device: where the returned module lives.
         env_id: take the spaces from this Gymnasium env (exact bounds; needed when SB3 printed the bounds
-            summarised); they must agree in shape with the file.
+            summarised, as for every image space); they must agree in shape with the file, or be the
+            channels-last ``[H, W, C]`` form of its ``[C, H, W]`` image space.
         activation: the hidden activation, when ``policy_kwargs`` in the file is not readable.
-        observation_space: override the observation space.
+        normalize_images: whether SB3 divided image observations by 255, when ``policy_kwargs`` is not
+            readable.
+        observation_space: override the observation space (same rules as ``env_id``).
         action_space: override the action space.
+        vec_normalize: the run's ``vec_normalize.pkl`` (SB3's ``VecNormalize.save``), read without
+            unpickling (:func:`~robustrl.policies.vec_normalize.read_vec_normalize`); the policy then takes
+            raw observations and normalises them as SB3's ``VecNormalize.normalize_obs`` does.
 
     Returns:
-        The policy module in eval mode; ``act(obs)`` equals SB3's ``predict(obs, deterministic=True)``.
+        The policy module in eval mode; ``act(obs)`` equals SB3's ``predict(obs, deterministic=True)``
+        (``predict(venv.normalize_obs(obs))`` with ``vec_normalize``).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a supported SB3 checkpoint (the message says why).
+        FileNotFoundError: ``path`` (or ``vec_normalize``) does not exist.
+        PolicyFileError: the file (or ``vec_normalize``) is not a supported SB3 checkpoint (the message names
+            the file and says why).
     """
     p = Path(path)
     if not p.is_file():
@@ -454,6 +520,8 @@ def load_sb3(
             device=device,
             env_id=env_id,
             activation=activation,
+            normalize_images=normalize_images,
             observation_space=observation_space,
             action_space=action_space,
+            vec_normalize=vec_normalize,
         )
