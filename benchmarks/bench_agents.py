@@ -17,14 +17,29 @@ seed so that machine load hits both alike; one torch thread. SB3 runs stop at th
 ``--sb3-budget-s`` seconds; a run that never reaches the threshold is reported as censored, and a ratio
 computed from censored SB3 runs is a lower bound (``ratio_is_lower_bound``).
 
+Update-speed rows (``--tasks sac-updates,td3-updates``): gradient updates per second of robustrl's SAC / TD3
+update (fused critic ensemble, one backward and one fused Adam step per update) against SB3 2.9.2's
+``model.train(gradient_steps, batch_size)`` with the same networks (256-256 ReLU actor and twin critics), batch
+256 and Hopper-v5 shapes, on the same replay contents (10k uniform random transitions), one torch thread.
+Each side runs ``--update-reps`` timed blocks of ``--update-steps`` updates after a warm-up, alternating
+robustrl / SB3; the row reports the median updates/s of each side and their ratio.
+
+Throughput row (``--tasks ppo-hopper-steps``): training env steps per second of robustrl's PPO Hopper-v5
+preset against SB3 PPO with the same settings (VecNormalize obs + reward, n_steps 2048 on 1 env, batch 64,
+10 epochs, lr 3e-4, 64-64 tanh), each for ``--ppo-steps`` env steps (a whole number of 2048-step rollouts),
+no evaluation, one torch thread: the wall-clock of 1M steps extrapolated from it is the row's estimate.
+
 Usage::
 
     python benchmarks/bench_agents.py --seeds 3 --out bench_agents.json
+    python benchmarks/bench_agents.py --tasks sac-updates,td3-updates --out bench_updates.json
+    python benchmarks/bench_agents.py --tasks ppo-hopper-steps --ppo-steps 40960 --out bench_ppo_steps.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -34,7 +49,7 @@ from typing import Any
 import torch
 
 import robustrl  # noqa: F401  (sets one torch thread)
-from robustrl.agents import TrainConfig, resolve_algo_config, train
+from robustrl.agents import ALGORITHMS, TrainConfig, resolve_algo_config, train
 from robustrl.common.config import config_to_dict
 from robustrl.common.io import write_json
 from robustrl.common.provenance import provenance
@@ -164,6 +179,111 @@ def run_robustrl(name: str, task: dict[str, Any], seed: int, eval_episodes: int)
     return record
 
 
+UPDATE_TASKS: dict[str, dict[str, Any]] = {
+    "sac-updates": {"algo": "sac", "env": "Hopper-v5", "sb3": "SAC", "sb3_kwargs": {"learning_rate": 3e-4}},
+    "td3-updates": {"algo": "td3", "env": "Hopper-v5", "sb3": "TD3",
+                    "sb3_kwargs": {"learning_rate": 1e-3, "policy_delay": 2, "target_policy_noise": 0.2,
+                                   "target_noise_clip": 0.5}},
+}
+"""Update-speed rows: robustrl's MuJoCo preset (256-256 ReLU, batch 256) against the same SB3 setting."""
+
+_FILL = 10_000
+
+
+def _time_blocks(update: Any, steps: int, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        update(steps)
+        out.append(steps / (time.perf_counter() - t0))
+    return out
+
+
+def bench_updates(name: str, steps: int, reps: int) -> dict[str, Any]:
+    """Median gradient updates/s of robustrl's and SB3's update step at the same sizes (one thread)."""
+    import numpy as np
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.logger import Logger
+
+    task = UPDATE_TASKS[name]
+    base_cfg: Any = resolve_algo_config(TrainConfig(algo=task["algo"], env=task["env"]))  # type: ignore[arg-type]
+    ours_cfg: Any = dataclasses.replace(base_cfg, learning_starts=_FILL)
+    agent_cls = ALGORITHMS[task["algo"]][0]
+    agent = agent_cls(make_env(task["env"], 1, seed=0), ours_cfg, seed=0)
+    agent.collect(_FILL)  # uniform random actions below learning_starts
+    venv = make_env(task["env"], 1, seed=0)  # only for its spaces
+    import gymnasium as gym
+
+    gym_env = gym.make(task["env"])
+    model = getattr(sb3, task["sb3"])(
+        "MlpPolicy", gym_env, seed=0, device="cpu", verbose=0, batch_size=ours_cfg.batch_size,
+        buffer_size=ours_cfg.buffer_size, learning_starts=0, gamma=ours_cfg.gamma, tau=ours_cfg.tau,
+        policy_kwargs={"net_arch": list(ours_cfg.hidden)}, **task["sb3_kwargs"],
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    buf = agent.buffer
+    n = buf.size
+    for i in range(0, n, 1000):
+        j = min(n, i + 1000)
+        for k in range(i, j):
+            model.replay_buffer.add(
+                buf.obs[k : k + 1].numpy(), buf.next_obs[k : k + 1].numpy(), buf.actions[k : k + 1].numpy(),
+                buf.rewards[k : k + 1].numpy(), buf.terminated[k : k + 1].numpy().astype(np.float32), [{}],
+            )
+    venv.close()
+
+    def sb3_update(g: int) -> None:
+        model.train(gradient_steps=g, batch_size=ours_cfg.batch_size)
+
+    def ours_update(g: int) -> None:
+        agent.update(g)
+
+    ours_update(20)
+    sb3_update(20)
+    ours_rates: list[float] = []
+    sb3_rates: list[float] = []
+    for _ in range(reps):
+        ours_rates += _time_blocks(ours_update, steps, 1)
+        sb3_rates += _time_blocks(sb3_update, steps, 1)
+    o, p = statistics.median(ours_rates), statistics.median(sb3_rates)
+    return {
+        "env": task["env"],
+        "batch_size": ours_cfg.batch_size,
+        "hidden": list(ours_cfg.hidden),
+        "update_steps_per_block": steps,
+        "robustrl": {"config": config_to_dict(ours_cfg), "updates_per_s": ours_rates, "median": o},
+        "sb3": {"algo": task["sb3"], "kwargs": task["sb3_kwargs"], "updates_per_s": sb3_rates, "median": p},
+        "speedup_updates_per_s": o / p,
+    }
+
+
+def bench_ppo_steps(steps: int) -> dict[str, Any]:
+    """Env steps/s of robustrl's PPO Hopper-v5 preset and of SB3 PPO with the same settings."""
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env_id = "Hopper-v5"
+    cfg = resolve_algo_config(TrainConfig(algo="ppo", env=env_id, total_steps=1_000_000))
+    agent = ALGORITHMS["ppo"][0](make_env(env_id, cfg.num_envs, seed=0), cfg, seed=0)
+    t0 = time.perf_counter()
+    while agent.steps < steps:
+        agent.iterate()
+    ours = agent.steps / (time.perf_counter() - t0)
+    venv = VecNormalize(make_vec_env(env_id, n_envs=1, seed=0), norm_obs=True, norm_reward=True, clip_obs=10.0)
+    model = sb3.PPO("MlpPolicy", venv, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+                    gae_lambda=0.95, clip_range=0.2, seed=0, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    peer = model.num_timesteps / (time.perf_counter() - t0)
+    venv.close()
+    return {
+        "env": env_id, "steps": steps, "robustrl": {"config": config_to_dict(cfg), "steps_per_s": ours},
+        "sb3": {"steps_per_s": peer, "steps": int(model.num_timesteps)}, "speedup_steps_per_s": ours / peer,
+        "extrapolated_1M_s": {"robustrl": 1e6 / ours, "sb3": 1e6 / peer},
+    }
+
+
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     times = [r["time_to_threshold"] if r["reached"] else r["train_time"] for r in runs]
     return {
@@ -178,7 +298,11 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default="ppo,dqn,sac", help="comma-separated subset of ppo,dqn,sac")
+    parser.add_argument("--tasks", default="ppo,dqn,sac",
+                        help="comma-separated subset of ppo,dqn,sac,sac-updates,td3-updates,ppo-hopper-steps")
+    parser.add_argument("--ppo-steps", type=int, default=40_960, help="env steps per side (ppo-hopper-steps)")
+    parser.add_argument("--update-steps", type=int, default=300, help="updates per timed block (update rows)")
+    parser.add_argument("--update-reps", type=int, default=5, help="timed blocks per side (update rows)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per side")
     parser.add_argument("--eval-episodes", type=int, default=32, help="episodes per evaluation")
     parser.add_argument("--sb3-budget-s", type=float, default=600.0, help="training-time cap of one SB3 run")
@@ -198,6 +322,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         sys.exit("stable-baselines3 is needed for the peer side: pip install stable-baselines3")
     for name in args.tasks.split(","):
+        if name == "ppo-hopper-steps":
+            row = bench_ppo_steps(args.ppo_steps)
+            result["tasks"][name] = row
+            ours_s, peer_s = row["robustrl"]["steps_per_s"], row["sb3"]["steps_per_s"]
+            print(f"[{name}] robustrl {ours_s:.0f} steps/s, SB3 {peer_s:.0f} steps/s: {ours_s / peer_s:.2f}x",
+                  file=sys.stderr, flush=True)
+            continue
+        if name in UPDATE_TASKS:
+            row = bench_updates(name, args.update_steps, args.update_reps)
+            result["tasks"][name] = row
+            print(f"[{name}] robustrl {row['robustrl']['median']:.0f} updates/s, SB3 {row['sb3']['median']:.0f} "
+                  f"updates/s: {row['speedup_updates_per_s']:.2f}x", file=sys.stderr, flush=True)
+            continue
         task = TASKS[name]
         ours_cfg = resolve_algo_config(TrainConfig(algo=name, env=task["env"]))  # type: ignore[arg-type]
         ours, peer = [], []

@@ -101,3 +101,38 @@ def test_ppo_critic_learns_infinite_horizon_value_when_truncation_bootstraps() -
     # bootstrapped: 1/(1−γ) = 10; treating truncation as termination would give ≈ 4.1
     # (the mean value over the 10 steps before the cut)
     assert v0 == pytest.approx(1 / (1 - gamma), rel=0.05)
+
+
+# ------------------------------------------------------------------------------------ TD3, HL-Gauss critics
+
+
+def test_td3_solves_pendulum() -> None:
+    res = train(TrainConfig(algo="td3", env="Pendulum-v1", seed=0, eval_every=1_000, eval_episodes=16,
+                            stop_at_return=-200.0))
+    assert res.stopped_early
+    assert _mean_return(res.policy, "Pendulum-v1") >= -250
+
+
+class ConstantBoxEnv(ConstantEnv):
+    """:class:`ConstantEnv` with a Box action: every state's value is 1/(1−γ) under any policy."""
+
+    def __init__(self, num_envs: int, limit: int) -> None:
+        super().__init__(num_envs, limit)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_hl_gauss_critic_learns_the_infinite_horizon_value(algo: str) -> None:
+    from robustrl.agents import SAC, TD3, SACConfig, TD3Config
+
+    gamma = 0.9
+    common = {"num_envs": 4, "learning_starts": 64, "batch_size": 64, "gamma": gamma, "tau": 0.05,
+              "hidden": (32, 32), "learning_rate": 3e-3, "critic_head": "hl_gauss", "num_bins": 41,
+              "v_min": 0.0, "v_max": 20.0}
+    agent: Any = (SAC(ConstantBoxEnv(4, 10), SACConfig(**common, ent_coef=0.0), seed=0)  # type: ignore[arg-type]
+                  if algo == "sac" else TD3(ConstantBoxEnv(4, 10), TD3Config(**common), seed=0))  # type: ignore[arg-type]
+    for _ in range(250):
+        agent.iterate()
+    q = agent.critics.q_values(torch.cat([torch.zeros(8, 1), torch.rand(8, 1) * 2 - 1], -1))
+    # truncation bootstraps: 1/(1−γ) = 10 (treating the time limit as the end would give ≈ 4.1)
+    assert q.detach() == pytest.approx(torch.full_like(q, 1 / (1 - gamma)), rel=0.02)

@@ -1,4 +1,4 @@
-"""Online learners: PPO, DQN (regression or HL-Gauss head), SAC — and ``train(cfg)``, their entry point.
+"""Online learners: PPO, DQN (regression or HL-Gauss head), SAC, TD3 — and ``train(cfg)``, their entry point.
 
 Example:
     >>> import torch
@@ -9,8 +9,18 @@ Example:
 """
 
 from robustrl.agents.buffer import ReplayBuffer, Transitions
+from robustrl.agents.critics import CriticEnsemble
 from robustrl.agents.dqn import DQN, DQN_PRESETS, DQNConfig, hl_gauss_loss, hl_gauss_target, td_target
-from robustrl.agents.ppo import PPO, PPO_PRESETS, PPOConfig, PPOLoss, clipped_surrogate_loss, ppo_loss, value_loss
+from robustrl.agents.ppo import (
+    PPO,
+    PPO_PRESETS,
+    PPOConfig,
+    PPOLoss,
+    clipped_surrogate_loss,
+    ppo_loss,
+    scale_rewards,
+    value_loss,
+)
 from robustrl.agents.returns import (
     AdvantageEstimate,
     discounted_returns,
@@ -27,6 +37,7 @@ from robustrl.agents.sac import (
     soft_td_target,
     squashed_log_prob,
 )
+from robustrl.agents.td3 import TD3, TD3_PRESETS, TD3Config, smoothed_target_action, td3_target
 from robustrl.agents.train import (
     ALGORITHMS,
     EvalRecord,
@@ -45,13 +56,17 @@ __all__ = [
     "PPO_PRESETS",
     "SAC",
     "SAC_PRESETS",
+    "TD3",
+    "TD3_PRESETS",
     "AdvantageEstimate",
+    "CriticEnsemble",
     "DQNConfig",
     "EvalRecord",
     "PPOConfig",
     "PPOLoss",
     "ReplayBuffer",
     "SACConfig",
+    "TD3Config",
     "TrainConfig",
     "TrainResult",
     "Transitions",
@@ -67,8 +82,11 @@ __all__ = [
     "sac_actor_loss",
     "sac_critic_loss",
     "sac_temperature_loss",
+    "scale_rewards",
+    "smoothed_target_action",
     "soft_td_target",
     "squashed_log_prob",
+    "td3_target",
     "td_target",
     "train",
     "value_loss",

@@ -1,11 +1,12 @@
 """Soft Actor-Critic with automatic entropy tuning.
 
 Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications".
-Twin Q critics with Polyak-averaged targets, a tanh-squashed Gaussian actor (reparameterised), and the
-temperature α learned to keep the policy entropy near ``target_entropy`` (default ``−dim(A)``). Actions
-are rescaled from ``[−1, 1]`` to the action box; log-probabilities are those of the ``[−1, 1]`` action,
-as in Stable-Baselines3. Experience comes from ``num_envs`` copies at once; truncated episodes bootstrap
-from ``info["final_obs"]``.
+Twin Q critics (a fused :class:`~robustrl.agents.critics.CriticEnsemble`: one batched matmul per layer for
+both; optionally an HL-Gauss classification head) with Polyak-averaged targets, a tanh-squashed Gaussian actor
+(reparameterised), and the temperature α learned to keep the policy entropy near ``target_entropy`` (default
+``−dim(A)``). Actions are rescaled from ``[−1, 1]`` to the action box; log-probabilities are those of the
+``[−1, 1]`` action, as in Stable-Baselines3. Experience comes from ``num_envs`` copies at once; truncated
+episodes bootstrap from ``info["final_obs"]``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from robustrl.agents.common import (
     seeded_init,
     store_transitions,
 )
+from robustrl.agents.critics import CriticHead, check_critic_head, make_critic_ensemble
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
+from robustrl.policies.features import flat_dim
 from robustrl.policies.networks import SquashedGaussianActorPolicy
 from robustrl.rollout import Act, StepContext, collect, start_collect
 
@@ -77,12 +80,23 @@ class SACConfig:
     """Hidden activation."""
     normalize_obs: bool = False
     """Keep a running observation normaliser inside the policy (updated with collected observations)."""
+    critic_head: CriticHead = "regression"
+    """Critic output: scalar Q with squared TD error, or HL-Gauss classification over num_bins bins."""
+    num_bins: int = 101
+    """Bins of the HL-Gauss critic head."""
+    v_min: float = -1000.0
+    """Lowest bin centre of the HL-Gauss head (below the smallest Q expected)."""
+    v_max: float = 100.0
+    """Highest bin centre of the HL-Gauss head (above the largest Q expected)."""
+    sigma_ratio: float = 0.75
+    """HL-Gauss σ as a multiple of the bin width."""
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field."""
         for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SACConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        check_critic_head(self, "SACConfig")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"SACConfig.gamma must lie in [0, 1], got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
@@ -93,8 +107,15 @@ class SACConfig:
             raise ValueError("SACConfig.learning_rate and init_ent_coef must be > 0")
 
 
+MUJOCO_SAC = SACConfig(
+    num_envs=1, total_steps=1_000_000, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=10_000,
+    batch_size=256, gamma=0.99, tau=0.005, train_freq=1, gradient_steps=1, hidden=(256, 256), activation="relu",
+)
+"""RL-Zoo's MuJoCo SAC: 256-256 ReLU, lr 3e-4, batch 256, buffer 1M, 10k random steps, one update per step."""
+
 SAC_PRESETS: dict[str, SACConfig] = {
     "Pendulum-v1": SACConfig(),
+    **{env_id: MUJOCO_SAC for env_id in ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")},
 }
 """Tuned settings for known env ids (other ids start from ``SACConfig()``)."""
 
@@ -169,6 +190,7 @@ class SAC:
         self.hooks = hooks
         self.device = env.device
         gens = Generators(seed, self.device)
+        self.act_dim = int(np.prod(env.action_space.shape))
         with seeded_init(gens.seed):
             self.policy = SquashedGaussianActorPolicy(
                 env.observation_space,
@@ -176,10 +198,12 @@ class SAC:
                 hidden=cfg.hidden,
                 activation=cfg.activation,
                 normalize_obs=cfg.normalize_obs,
-                with_critic=True,
+                with_critic=cfg.critic_head == "regression",
             ).to(self.device)
-        assert self.policy.critics is not None
-        self.critics = self.policy.critics
+            critics, self._export_critics = make_critic_ensemble(
+                self.policy, cfg, flat_dim(env.observation_space), self.act_dim
+            )
+        self.critics = critics.to(self.device)
         self.target_critics = copy.deepcopy(self.critics)
         self.target_critics.requires_grad_(False)
         self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
@@ -187,7 +211,6 @@ class SAC:
         actor_params: list[torch.Tensor] = [
             *self.policy.latent_pi.parameters(), *self.policy.mu.parameters(), *self.policy.log_std.parameters()
         ]
-        self.act_dim = int(np.prod(env.action_space.shape))
         self.target_entropy = float(-self.act_dim if cfg.target_entropy is None else cfg.target_entropy)
         self.log_alpha = torch.tensor(math.log(cfg.init_ent_coef), device=self.device, requires_grad=True)
         trained = [*actor_params, *self.critics.parameters()]
@@ -213,11 +236,6 @@ class SAC:
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         u = mean + log_std.exp() * eps
         return torch.tanh(u), squashed_log_prob(u, mean, log_std)
-
-    @staticmethod
-    def _q(critics: nn.ModuleList, feats: torch.Tensor, env_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([feats, env_action], dim=-1)
-        return critics[0](x).squeeze(-1), critics[1](x).squeeze(-1)
 
     def _to_env(self, a: torch.Tensor) -> torch.Tensor:
         return a * self.policy.action_scale + self.policy.action_bias
@@ -264,16 +282,12 @@ class SAC:
             logp, next_logp = logp_both.split(cfg.batch_size)
             feats, next_feats = policy.features(both).split(cfg.batch_size)
             with torch.no_grad():
-                nq1, nq2 = self._q(self.target_critics, next_feats, self._to_env(next_a))
+                nq1, nq2 = self.target_critics.q_values(torch.cat([next_feats, self._to_env(next_a)], -1)).unbind(0)
                 y = soft_td_target(b.rewards, nq1, nq2, next_logp, b.terminated, alpha, cfg.gamma)
-            q1, q2 = self._q(self.critics, feats, b.actions)
-            critic_loss = sac_critic_loss(q1, q2, y)
-            for p in self._critic_params:  # the actor loss differentiates through the critics, not into them
-                p.requires_grad_(False)
-            qn1, qn2 = self._q(self.critics, feats, self._to_env(a_new))
-            for p in self._critic_params:
-                p.requires_grad_(True)
-            actor_loss = sac_actor_loss(torch.min(qn1, qn2), logp, alpha)
+            # both critics in one batched pass; the actor loss goes through detached critic weights
+            critic_loss = self.critics.loss(self.critics(torch.cat([feats, b.actions], -1)), y, cfg.sigma_ratio)
+            qn = self.critics.q_values(torch.cat([feats, self._to_env(a_new)], -1), detach=True)
+            actor_loss = sac_actor_loss(qn.min(0).values, logp, alpha)
             if self.hooks.regularizers:
                 progress = self.steps / cfg.total_steps
                 batch = Minibatch(b.obs, b.actions)
@@ -290,6 +304,7 @@ class SAC:
             polyak_(self._target_params, self._critic_params, cfg.tau)
             self.updates += 1
             terms.append(torch.stack([critic_loss, actor_loss, alpha_loss, alpha]).detach())
+        self._export_critics()  # the policy's (saved, attackable) critics follow the trained ensemble
         s: Any = torch.stack(terms).mean(0) if terms else [float("nan")] * 4  # tensors: no sync per update
         return {"train/critic_loss": s[0], "train/actor_loss": s[1], "train/alpha_loss": s[2], "train/alpha": s[3]}
 

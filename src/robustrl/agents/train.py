@@ -46,6 +46,7 @@ from robustrl.agents.run_folder import (
     save_checkpoint,
 )
 from robustrl.agents.sac import SAC, SAC_PRESETS, SACConfig
+from robustrl.agents.td3 import TD3, TD3_PRESETS, TD3Config
 from robustrl.common.config import apply_overrides, config_to_dict
 from robustrl.common.device import check_device
 from robustrl.common.io import write_json
@@ -60,13 +61,14 @@ from robustrl.rollout import rollout
 
 logger = logging.getLogger(__name__)
 
-Algo = Literal["ppo", "dqn", "sac"]
-AlgoConfig = PPOConfig | DQNConfig | SACConfig
+Algo = Literal["ppo", "dqn", "sac", "td3"]
+AlgoConfig = PPOConfig | DQNConfig | SACConfig | TD3Config
 
 ALGORITHMS: dict[str, tuple[type[Any], type[Any], dict[str, Any]]] = {
     "ppo": (PPO, PPOConfig, PPO_PRESETS),
     "dqn": (DQN, DQNConfig, DQN_PRESETS),
     "sac": (SAC, SACConfig, SAC_PRESETS),
+    "td3": (TD3, TD3Config, TD3_PRESETS),
 }
 """Learner class, config class and per-env presets by algorithm name."""
 
@@ -81,7 +83,7 @@ class TrainConfig:
     """One online training run: algorithm, env, budget, evaluation, outputs."""
 
     algo: Algo = "ppo"
-    """Learning algorithm (ppo: discrete or continuous; dqn: discrete; sac: continuous)."""
+    """Learning algorithm (ppo: discrete or continuous; dqn: discrete; sac, td3: continuous)."""
     env: str = "CartPole-v1"
     """Environment id (native batched env where one exists, else the Gymnasium adapter)."""
     total_steps: int | None = None

@@ -1,0 +1,312 @@
+"""Twin Delayed DDPG (Fujimoto et al., ICML 2018, "Addressing Function Approximation Error in Actor-Critic Methods").
+
+A deterministic tanh actor (:class:`~robustrl.policies.DeterministicActorPolicy`, SB3's TD3 layout) and twin
+Q critics (a fused :class:`~robustrl.agents.critics.CriticEnsemble`, optionally with the HL-Gauss head), with
+TD3's three changes to DDPG:
+
+* **clipped double Q**: the target is ``r + γ·(1 − terminated)·min(Q'_1, Q'_2)(s', ã')``;
+* **target policy smoothing**: ``ã' = clip(μ'(s') + clip(ε, ±c), −1, 1)``, ``ε ~ N(0, σ̃²)``;
+* **delayed policy updates**: the actor (loss ``−E[Q_1(s, μ(s))]``) and the target networks are updated
+  every ``policy_delay`` critic updates.
+
+Exploration adds ``N(0, σ²)`` to the actor's ``[−1, 1]`` output (clipped to ``[−1, 1]``); the first
+``learning_starts`` transitions use uniform random actions. Actions are in ``[−1, 1]`` inside the agent and
+mapped onto the action box for the env; the critics take the env's actions (as SAC's). On an actor step the
+critic and actor losses are summed and take one backward pass and one fused Adam step (the actor loss goes
+through detached critic weights), as in :mod:`robustrl.agents.sac`. Truncated episodes bootstrap from
+``info["final_obs"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robustrl.agents.buffer import ReplayBuffer
+from robustrl.agents.common import (
+    Generators,
+    Metrics,
+    check_num_envs,
+    make_adam,
+    polyak_,
+    regularization,
+    seeded_init,
+    store_transitions,
+)
+from robustrl.agents.critics import CriticHead, check_critic_head, make_critic_ensemble
+from robustrl.common.seeding import derive_seed
+from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
+from robustrl.envs.base import VecEnv
+from robustrl.policies.features import flat_dim
+from robustrl.policies.networks import DeterministicActorPolicy, unscale_action
+from robustrl.rollout import Act, StepContext, collect, start_collect
+
+
+@dataclass(frozen=True)
+class TD3Config:
+    """TD3 hyperparameters (defaults: a fast Pendulum-v1 setting; see :data:`TD3_PRESETS`)."""
+
+    num_envs: int = 8
+    """Env copies stepped together."""
+    total_steps: int = 20_000
+    """Environment transitions to train for (summed over copies)."""
+    learning_rate: float = 2e-3
+    """Adam step size of actor and critics."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 500
+    """Transitions collected with uniform random actions before the first update."""
+    batch_size: int = 128
+    """Transitions per gradient step."""
+    gamma: float = 0.98
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target actor and critics."""
+    train_freq: int = 1
+    """Env steps (of all copies at once) between two rounds of updates."""
+    gradient_steps: int = 4
+    """Critic gradient steps per round of updates."""
+    policy_delay: int = 2
+    """Critic updates per actor and target update."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to the actor's [−1, 1] action while collecting."""
+    target_policy_noise: float = 0.2
+    """Std of the target policy smoothing noise (in [−1, 1] action units)."""
+    target_noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the actor and of each critic."""
+    activation: Literal["tanh", "relu"] = "relu"
+    """Hidden activation."""
+    normalize_obs: bool = False
+    """Keep a running observation normaliser inside the policy (updated with collected observations)."""
+    critic_head: CriticHead = "regression"
+    """Critic output: scalar Q with squared TD error, or HL-Gauss classification over num_bins bins."""
+    num_bins: int = 101
+    """Bins of the HL-Gauss critic head."""
+    v_min: float = -1000.0
+    """Lowest bin centre of the HL-Gauss head (below the smallest Q expected)."""
+    v_max: float = 100.0
+    """Highest bin centre of the HL-Gauss head (above the largest Q expected)."""
+    sigma_ratio: float = 0.75
+    """HL-Gauss σ as a multiple of the bin width."""
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first bad field."""
+        positive = ("num_envs", "total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps",
+                    "policy_delay")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TD3Config.{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"TD3Config.gamma must lie in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"TD3Config.tau must lie in (0, 1], got {self.tau}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"TD3Config.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("exploration_noise", "target_policy_noise", "target_noise_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TD3Config.{name} must be ≥ 0, got {getattr(self, name)}")
+        check_critic_head(self, "TD3Config")
+
+
+MUJOCO_TD3 = TD3Config(
+    num_envs=1, total_steps=1_000_000, learning_rate=1e-3, buffer_size=1_000_000, learning_starts=10_000,
+    batch_size=256, gamma=0.99, tau=0.005, train_freq=1, gradient_steps=1, policy_delay=2, exploration_noise=0.1,
+    target_policy_noise=0.2, target_noise_clip=0.5, hidden=(256, 256), activation="relu",
+)
+"""RL-Zoo's MuJoCo TD3 (with 256-256 ReLU networks): lr 1e-3, batch 256, buffer 1M, 10k random steps, one
+critic update per step, actor every 2, exploration σ 0.1, smoothing σ 0.2 clipped at 0.5."""
+
+TD3_PRESETS: dict[str, TD3Config] = {
+    "Pendulum-v1": TD3Config(),
+    **{env_id: MUJOCO_TD3 for env_id in ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")},
+}
+"""Tuned settings for known env ids (other ids start from ``TD3Config()``)."""
+
+
+def smoothed_target_action(
+    target_action: torch.Tensor, noise: torch.Tensor, noise_std: float, noise_clip: float
+) -> torch.Tensor:
+    """TD3's target policy smoothing ``clip(μ'(s') + clip(σ̃·ε, ±c), −1, 1)``.
+
+    Args:
+        target_action: ``[B, A]`` target actor output in ``[−1, 1]``.
+        noise: ``[B, A]`` standard normal draws ``ε``.
+        noise_std: ``σ̃``.
+        noise_clip: ``c``.
+
+    Returns:
+        ``[B, A]`` smoothed actions in ``[−1, 1]``.
+
+    Example:
+        >>> smoothed_target_action(torch.tensor([[0.9, 0.0]]), torch.tensor([[3.0, -3.0]]), 0.2, 0.5)
+        tensor([[ 1.0000, -0.5000]])
+    """
+    return (target_action + (noise_std * noise).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+def td3_target(
+    rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """Clipped double-Q target ``y = r + γ·(1 − terminated)·min_k Q'_k(s', ã')``.
+
+    Args:
+        rewards: ``[B]``.
+        next_q: ``[K, B]`` target critics at the smoothed target actions.
+        terminated: ``[B]`` (truncation is not termination: it bootstraps).
+        gamma: discount.
+
+    Returns:
+        ``[B]`` targets.
+    """
+    return rewards + gamma * (1.0 - terminated.to(next_q.dtype)) * next_q.min(0).values
+
+
+class TD3:
+    """A TD3 learner on a batched env; :meth:`iterate` collects ``train_freq`` steps and updates.
+
+    Args:
+        env: the batched training env (Box actions with finite bounds).
+        cfg: hyperparameters.
+        seed: seeds network initialisation, exploration, transform noise, target smoothing and replay sampling.
+        hooks: what a defense changes: observation/action transforms of collection, extra actor-loss terms.
+
+    Example:
+        >>> import robustrl
+        >>> agent = TD3(robustrl.make_env("Pendulum-v1", 8, seed=0), TD3Config(learning_starts=64), seed=0)
+        >>> for _ in range(20):
+        ...     metrics = agent.iterate()
+        >>> agent.steps, sorted(metrics)[:2]
+        (160, ['train/actor_loss', 'train/critic_loss'])
+    """
+
+    def __init__(self, env: VecEnv, cfg: TD3Config, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
+        cfg.validate()
+        check_num_envs(env.num_envs, cfg.num_envs, "TD3Config")
+        space = env.action_space
+        if not isinstance(space, gym.spaces.Box) or not space.is_bounded("both"):
+            raise ValueError(f"TD3 needs a bounded Box action space, got {space!r} (use dqn or ppo)")
+        self.env = env
+        self.cfg = cfg
+        self.hooks = hooks
+        self.device = env.device
+        self.act_dim = int(np.prod(space.shape))
+        gens = Generators(seed, self.device)
+        with seeded_init(gens.seed):
+            self.policy = DeterministicActorPolicy(
+                env.observation_space,
+                space,
+                hidden=cfg.hidden,
+                activation=cfg.activation,
+                normalize_obs=cfg.normalize_obs,
+                with_critic=cfg.critic_head == "regression",
+            ).to(self.device)
+            critics, self._export_critics = make_critic_ensemble(
+                self.policy, cfg, flat_dim(env.observation_space), self.act_dim
+            )
+        self.critics = critics.to(self.device)
+        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self.target_actor = copy.deepcopy(self.policy.mu).requires_grad_(False)
+        self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
+        self._target_params: list[torch.Tensor] = [*self.target_critics.parameters(), *self.target_actor.parameters()]
+        self._online_params: list[torch.Tensor] = [*self._critic_params, *self.policy.mu.parameters()]
+        self.optimizer = make_adam([*self.policy.mu.parameters(), *self._critic_params], cfg.learning_rate)
+        obs_shape = tuple(env.observation_space.shape or ())
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, (self.act_dim,), torch.float32, self.device)
+        self._act_gen = gens.make(1)
+        self._sample_gen = gens.make(3)
+        self._state = start_collect(env, seed=derive_seed(seed, 4), generator=gens.make(2))
+        self.steps = 0
+        self.updates = 0
+
+    def _to_env(self, a: torch.Tensor) -> torch.Tensor:
+        """``[−1, 1]`` actions ``[B, A]`` onto the action box (flat)."""
+        return unscale_action(a, self.policy.action_low, self.policy.action_high)
+
+    def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
+        n = x.shape[0]
+        if self.steps < self.cfg.learning_starts:
+            a = torch.rand((n, self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
+        else:
+            mu = self.policy.mu(self.policy.features(x))
+            eps = torch.randn(mu.shape, generator=self._act_gen, device=self.device)
+            a = (mu + self.cfg.exploration_noise * eps).clamp(-1.0, 1.0)
+        env_a = self._to_env(a)
+        return Act(env_a, env_a.reshape(n, *tuple(self.env.action_space.shape or ())))
+
+    @torch.no_grad()
+    def collect(self, vec_steps: int) -> torch.Tensor:
+        """Step all copies ``vec_steps`` times (uniform actions until learning_starts) into the replay buffer.
+
+        Returns:
+            The mean reward of the collected steps, a scalar tensor (no host-device sync).
+        """
+        traj = collect(
+            self.policy,  # type: ignore[arg-type]
+            self.env,
+            vec_steps,
+            state=self._state,
+            act=self._act,
+            obs_transform=self.hooks.obs_transform,
+            action_transform=self.hooks.action_transform,
+        )
+        self._state = traj.state
+        self.steps += vec_steps * self.env.num_envs
+        return store_transitions(traj, self.buffer, self.policy.obs_norm)
+
+    def update(self, gradient_steps: int) -> Metrics:
+        """``gradient_steps`` critic updates (the actor and targets every ``policy_delay``); ``train/…`` metrics."""
+        cfg, policy = self.cfg, self.policy
+        critic_terms: list[torch.Tensor] = []
+        actor_terms: list[torch.Tensor] = []
+        for _ in range(gradient_steps):
+            b = self.buffer.sample(cfg.batch_size, self._sample_gen)
+            actor_step = (self.updates + 1) % cfg.policy_delay == 0
+            feats = policy.features(b.obs)
+            with torch.no_grad():
+                next_feats = policy.features(b.next_obs)
+                eps = torch.randn((cfg.batch_size, self.act_dim), generator=self._sample_gen, device=self.device)
+                next_a = smoothed_target_action(
+                    self.target_actor(next_feats), eps, cfg.target_policy_noise, cfg.target_noise_clip
+                )
+                next_q = self.target_critics.q_values(torch.cat([next_feats, self._to_env(next_a)], -1))
+                y = td3_target(b.rewards, next_q, b.terminated, cfg.gamma)
+            out = self.critics(torch.cat([feats, b.actions], -1))
+            loss = critic_loss = self.critics.loss(out, y, cfg.sigma_ratio)
+            if actor_step:
+                a_new = policy.mu(feats)
+                q1 = self.critics.q_values(torch.cat([feats, self._to_env(a_new)], -1), detach=True)[0]
+                actor_loss = -q1.mean()
+                if self.hooks.regularizers:
+                    progress = self.steps / cfg.total_steps
+                    reg = regularization(self.hooks.regularizers, policy, Minibatch(b.obs, b.actions), progress)
+                    actor_loss = actor_loss + reg
+                loss = loss + actor_loss
+                actor_terms.append(actor_loss.detach())
+            self.optimizer.zero_grad(set_to_none=True)  # actor grads stay None on critic-only steps: Adam skips them
+            loss.backward()
+            self.optimizer.step()
+            if actor_step:
+                polyak_(self._target_params, self._online_params, cfg.tau)
+            self.updates += 1
+            critic_terms.append(torch.stack([critic_loss.detach(), self.critics.expectation(out.detach()).mean()]))
+        self._export_critics()  # the policy's (saved, attackable) critics follow the trained ensemble
+        nan = torch.tensor(float("nan"))
+        c: Any = torch.stack(critic_terms).mean(0) if critic_terms else [nan, nan]
+        actor = torch.stack(actor_terms).mean() if actor_terms else nan
+        return {"train/critic_loss": c[0], "train/q_mean": c[1], "train/actor_loss": actor}
+
+    def iterate(self) -> Metrics:
+        """Collect ``train_freq`` env steps on every copy, then ``gradient_steps`` updates once warm."""
+        cfg = self.cfg
+        reward = self.collect(cfg.train_freq)
+        out: Metrics = {"train/rollout_reward": reward}
+        if self.buffer.size >= max(cfg.learning_starts, cfg.batch_size):
+            out.update(self.update(cfg.gradient_steps))
+        return out
