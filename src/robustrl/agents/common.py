@@ -16,7 +16,7 @@ from torch import nn
 from robustrl.agents.buffer import ReplayBuffer
 from robustrl.common.seeding import derive_seed, torch_generator
 from robustrl.defenses.base import Minibatch, Regularizer
-from robustrl.rollout import Trajectory
+from robustrl.rollout import Trajectory, collect
 
 Metrics = dict[str, float | torch.Tensor]
 """``train/…`` metrics of one iteration: floats, or scalar tensors left on the device (read lazily)."""
@@ -193,3 +193,23 @@ def store_transitions(traj: Trajectory, buffer: ReplayBuffer, obs_norm: nn.Modul
     if obs_norm is not None:
         obs_norm.update(seen)  # type: ignore[operator]
     return traj.rewards.mean()
+
+
+def collect_replay(agent: Any, vec_steps: int) -> torch.Tensor:
+    """One round of an off-policy learner's collection into its replay buffer; returns the mean reward.
+
+    ``vec_steps`` steps of every copy through :func:`~robustrl.rollout.collect` with the learner's acting
+    function and defense hooks; advances ``agent._state`` and ``agent.steps``. The reward is a tensor (no sync).
+    """
+    traj = collect(
+        agent.policy,
+        agent.env,
+        vec_steps,
+        state=agent._state,
+        act=agent._act,
+        obs_transform=agent.hooks.obs_transform,
+        action_transform=agent.hooks.action_transform,
+    )
+    agent._state = traj.state
+    agent.steps += vec_steps * agent.env.num_envs
+    return store_transitions(traj, agent.buffer, agent.policy.obs_norm)

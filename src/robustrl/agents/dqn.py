@@ -26,18 +26,18 @@ from robustrl.agents.common import (
     Generators,
     Metrics,
     check_num_envs,
+    collect_replay,
     linear_schedule,
     make_adam,
     regularization,
     seeded_init,
     soft_update,
-    store_transitions,
 )
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.networks import QNetworkPolicy
-from robustrl.rollout import Act, StepContext, collect, start_collect
+from robustrl.rollout import Act, StepContext, start_collect
 
 
 @dataclass(frozen=True)
@@ -240,18 +240,7 @@ class DQN:
 
         ε is held for the ``vec_steps`` steps of one call (it moves by ``vec_steps·num_envs`` steps per call).
         """
-        traj = collect(
-            self.policy,  # type: ignore[arg-type]
-            self.env,
-            vec_steps,
-            state=self._state,
-            act=self._act,
-            obs_transform=self.hooks.obs_transform,
-            action_transform=self.hooks.action_transform,
-        )
-        self._state = traj.state
-        self.steps += vec_steps * self.env.num_envs
-        return store_transitions(traj, self.buffer, self.policy.obs_norm)
+        return collect_replay(self, vec_steps)
 
     def loss(self, batch_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
              next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

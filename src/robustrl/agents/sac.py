@@ -26,11 +26,11 @@ from robustrl.agents.common import (
     Generators,
     Metrics,
     check_num_envs,
+    collect_replay,
     make_adam,
     polyak_,
     regularization,
     seeded_init,
-    store_transitions,
 )
 from robustrl.agents.critics import CriticHead, check_critic_head, make_critic_ensemble
 from robustrl.common.seeding import derive_seed
@@ -38,7 +38,7 @@ from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.features import flat_dim
 from robustrl.policies.networks import SquashedGaussianActorPolicy
-from robustrl.rollout import Act, StepContext, collect, start_collect
+from robustrl.rollout import Act, StepContext, start_collect
 
 _LOG2 = math.log(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -255,18 +255,7 @@ class SAC:
         Returns:
             The mean reward of the collected steps, a scalar tensor (no host-device sync).
         """
-        traj = collect(
-            self.policy,  # type: ignore[arg-type]
-            self.env,
-            vec_steps,
-            state=self._state,
-            act=self._act,
-            obs_transform=self.hooks.obs_transform,
-            action_transform=self.hooks.action_transform,
-        )
-        self._state = traj.state
-        self.steps += vec_steps * self.env.num_envs
-        return store_transitions(traj, self.buffer, self.policy.obs_norm)
+        return collect_replay(self, vec_steps)
 
     def update(self, gradient_steps: int) -> Metrics:
         """``gradient_steps`` SAC updates on replay batches; returns ``train/…`` metrics."""
