@@ -50,7 +50,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command(
         "Train an agent online (PPO, DQN, SAC), optionally on noisy observations for Policy Smoothing.",
         "robustrl.agents.train:TrainConfig",
-        "robustrl.agents.train:train",
+        "robustrl.jobs:train",
     ),
     "certify": Command(
         "Certify the return under ℓ2 observation attacks (Policy Smoothing).",

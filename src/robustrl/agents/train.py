@@ -101,7 +101,8 @@ class TrainConfig:
     out: Path | None = None
     """Run folder for config.json, policy.zip, eval.json, result.json (None: write nothing)."""
     defense: DefenseName = "none"
-    """Defense the agent trains with (smoothing: Gaussian observation noise, for Policy Smoothing)."""
+    """Defense the agent trains with (none, or a name in robustrl.defenses.DEFENSES, e.g. smoothing: Gaussian
+    observation noise, for Policy Smoothing)."""
     defense_set: tuple[str, ...] = ()
     """Options of the defense's config as key=value, e.g. sigma=0.2 for smoothing."""
     obs_noise: float = 0.0
@@ -111,7 +112,8 @@ class TrainConfig:
     env_randomize: tuple[str, ...] = ()
     """Parameters drawn uniformly at every episode start as name=low:high, e.g. length=0.25:1.0."""
     set: tuple[str, ...] = ()
-    """Overrides of the algorithm config (PPOConfig/DQNConfig/SACConfig fields) as key=value, e.g. hidden=64,64."""
+    """Overrides of the algorithm config (PPOConfig/DQNConfig/SACConfig/TD3Config fields) as key=value, e.g.
+    hidden=64,64."""
     overwrite: bool = False
     """Replace the run already in OUT (its files are removed first; other files are never touched)."""
     resume: bool = False

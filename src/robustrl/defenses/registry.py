@@ -1,7 +1,11 @@
 """Defenses by name: ``robustrl train --defense NAME --defense-set key=value``.
 
-Each entry is a typed config class and a function from that config to :class:`TrainingHooks`.
-A new defense is a config, a hooks function and one line here (see ``docs/architecture.md``).
+Each entry is a typed config class and either a function from that config to :class:`TrainingHooks`
+(the defense changes what one learner sees and adds to its loss: smoothing, SA-PPO's regulariser...) or the
+``module:function`` of a *trainer* that runs more than one learner (an agent and its adversary: ATLA, RARL;
+a sequence of agents: IWOCS). Trainers live above the learners (``robustrl.adversarial``,
+``robustrl.model_robust``); :func:`robustrl.jobs.train` calls them, ``robustrl.agents.train`` refuses them.
+A new defense is a config, a hooks function or a trainer, and one line here (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -9,14 +13,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from robustrl.common.config import apply_overrides
 from robustrl.defenses.base import TrainingHooks
 from robustrl.defenses.smoothing import SmoothingConfig, smoothing_transform
 
-DefenseName = Literal["none", "smoothing"]
-"""The defenses ``robustrl train --defense`` accepts."""
+DefenseName = str
+"""A key of :data:`DEFENSES`, or ``none`` (checked by :func:`resolve_defense`, which names close matches)."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,17 @@ class DefenseSpec:
 
     config: type
     """Its frozen config dataclass (with a ``validate()`` method)."""
-    hooks: Callable[[Any], TrainingHooks]
-    """``config -> TrainingHooks``."""
+    hooks: Callable[[Any], TrainingHooks] | None = None
+    """``config -> TrainingHooks`` (None: the defense has a trainer instead)."""
+    trainer: str = ""
+    """``module:function`` taking ``(TrainConfig, defense config)`` and returning a ``TrainResult``, for
+    defenses that train more than one network; imported only when called (by :func:`robustrl.jobs.train`)."""
+    help: str = ""
+    """One line for ``robustrl train --help`` and error messages."""
+
+    def __post_init__(self) -> None:
+        if (self.hooks is None) == (not self.trainer):
+            raise ValueError("a DefenseSpec has either hooks or a trainer")
 
 
 def _smoothing_hooks(cfg: SmoothingConfig) -> TrainingHooks:
@@ -34,7 +47,7 @@ def _smoothing_hooks(cfg: SmoothingConfig) -> TrainingHooks:
 
 
 DEFENSES: dict[str, DefenseSpec] = {
-    "smoothing": DefenseSpec(SmoothingConfig, _smoothing_hooks),
+    "smoothing": DefenseSpec(SmoothingConfig, _smoothing_hooks, help="Gaussian observation noise (Policy Smoothing)"),
 }
 """Every defense by name (``none`` is the absence of one)."""
 
@@ -67,9 +80,20 @@ def defense_hooks(cfg: Any | None) -> TrainingHooks:
     """The :class:`TrainingHooks` of a resolved defense config (no hooks for None)."""
     if cfg is None:
         return TrainingHooks()
+    spec = defense_spec(cfg)
+    if spec.hooks is None:
+        raise ValueError(
+            f"defense {defense_name(cfg)!r} trains more than one network; run it with robustrl train "
+            "(robustrl.jobs.train), not robustrl.agents.train"
+        )
+    return spec.hooks(cfg)
+
+
+def defense_spec(cfg: Any) -> DefenseSpec:
+    """The registry entry of a resolved defense config."""
     for spec in DEFENSES.values():
         if isinstance(cfg, spec.config):
-            return spec.hooks(cfg)
+            return spec
     raise ValueError(f"{type(cfg).__name__} is not a registered defense config")
 
 

@@ -5,7 +5,7 @@ A stage is one config-first entry point of robustrl (the same ones ``robustrl.cl
 ==============  ==================  ==========================================  ======================
 stage           TOML table          config → entry point                        result (``to_rows``)
 ==============  ==================  ==========================================  ======================
-``train``       ``[train]``         ``TrainConfig`` → ``agents.train.train``     ``TrainResult``
+``train``       ``[train]``         ``TrainConfig`` → ``jobs.train``             ``TrainResult``
 ``evaluate``    ``[evaluate]``      ``EvaluateConfig`` → ``evaluate``            ``EvaluationResult``
 ``certify``     ``[certify]``       ``CertifyConfig`` → ``certify``              ``Certificate``
 ``dynamics``    ``[dynamics]``      ``DynamicsConfig`` → ``evaluate_dynamics``   ``DynamicsResult``
@@ -72,7 +72,7 @@ _EVAL = ("policy", "env", "out", "progress")
 
 STAGES: dict[str, Stage] = {
     "train": Stage(
-        "train", "robustrl.agents.train:TrainConfig", "robustrl.agents.train:train", ("out",), _RUN, _RUN, "",
+        "train", "robustrl.agents.train:TrainConfig", "robustrl.jobs:train", ("out",), _RUN, _RUN, "",
     ),
     "evaluate": Stage(
         "evaluate", "robustrl.evaluate.config:EvaluateConfig", "robustrl.evaluate:evaluate", ("policy", "out"), _EVAL,
