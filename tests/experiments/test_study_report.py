@@ -5,17 +5,10 @@ The browser test is skipped when no Chromium is installed, unless ``ROBUSTRL_REQ
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import subprocess
-
-import numpy as np
 import pytest
-from PIL import Image
 from studyutil import tiny_spec
 
+from browserutil import find_browser, render
 from robustrl.experiments.cli import ResultsConfig, SweepConfig, run_results, run_sweep
 from robustrl.experiments.report import StudyReportConfig, headline_condition, report_or_study, study_report
 from robustrl.report import ReportConfig
@@ -23,23 +16,7 @@ from robustrl.report.html import external_references
 from robustrl.stats import format_interval
 
 WINDOW = (1280, 2400)
-PROBE = """<script>
-window.addEventListener('load', function () {
-  var out = {};
-  ['h1', '#summary .card', 'figure img', '#cells-table tbody tr', '#leaderboard-table tbody tr', 'nav.toc a']
-  .forEach(function (q) {
-    out[q] = Array.prototype.map.call(document.querySelectorAll(q), function (e) {
-      var r = e.getBoundingClientRect(), cs = getComputedStyle(e);
-      return {w: r.width, h: r.height, visible: cs.visibility === 'visible' && cs.display !== 'none',
-              natural: e.tagName === 'IMG' ? e.naturalWidth : -1};
-    });
-  });
-  var pre = document.createElement('pre');
-  pre.id = 'probe-result';
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
-});
-</script>"""
+SELECTORS = ["h1", "#summary .card", "figure img", "#cells-table tbody tr", "#leaderboard-table tbody tr", "nav.toc a"]
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +30,7 @@ def swept(tmp_path_factory):
 
 @pytest.fixture
 def browser() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("ROBUSTRL_REQUIRE_BROWSER") == "1":
-        pytest.fail("ROBUSTRL_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
-    pytest.skip("headless Chromium not installed (set ROBUSTRL_REQUIRE_BROWSER=1 to make this a failure)")
+    return find_browser()
 
 
 def test_study_page_sections_numbers_and_links(swept):
@@ -90,32 +61,14 @@ def test_report_command_dispatches_on_a_study_folder(swept, tmp_path):
 
 def test_study_page_renders_in_headless_chromium(browser, swept, tmp_path):
     res = study_report(StudyReportConfig(swept, out=tmp_path / "page", title="Study check", reps=200))
-    probe = res.index.parent / "probe.html"
-    probe.write_text(res.index.read_text().replace("</body>", PROBE + "</body>"))
-    shot = tmp_path / "shot.png"
-    cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-        "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}", "--virtual-time-budget=5000", f"--screenshot={shot}",
-        "--dump-dom", probe.as_uri(),
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"chromium did not finish in 90 s: {err}")
-    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
-
-    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    page = render(browser, res.index, SELECTORS, tmp_path, WINDOW)
+    pixels, boxes = page.pixels, page.boxes
     assert pixels.shape == (WINDOW[1], WINDOW[0], 3)
     assert pixels[:60].mean(axis=(0, 1)).max() < 80  # the dark title bar
     assert (pixels.mean(axis=2) > 240).mean() > 0.2  # light page
     assert ((pixels.max(axis=2) - pixels.min(axis=2)) > 60).mean() > 0.005  # coloured cards and curves
 
-    m = re.search(r'<pre id="probe-result">(.*?)</pre>', proc.stdout, re.S)
-    assert m, "the probe did not run"
-    boxes = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    assert "<h1>Study check</h1>" in proc.stdout and len(boxes["h1"]) == 1
+    assert "<h1>Study check</h1>" in page.dom and len(boxes["h1"]) == 1
     assert len(boxes["figure img"]) == len(res.figures) == 4
     assert len(boxes["#summary .card"]) == 4 + 2  # study cards, then one headline card per method
     assert len(boxes["#cells-table tbody tr"]) == 12 and len(boxes["#leaderboard-table tbody tr"]) == 2

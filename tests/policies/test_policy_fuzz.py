@@ -13,20 +13,16 @@ more, randomized, examples.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import pickle
-import signal
 import struct
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from unittest import mock
 
@@ -34,10 +30,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from fuzzutil import fuzz_settings, time_limit
 from robustrl.policies import (
     ActorCriticPolicy,
     Policy,
@@ -53,34 +50,9 @@ from robustrl.policies.spaces import spaces_equal
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # zipfile warns on duplicate names; torch.jit is deprecated
 
-_EXAMPLES = int(os.environ.get("ROBUSTRL_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(
-    max_examples=_EXAMPLES or 200,
-    derandomize=not _EXAMPLES,
-    deadline=5000,  # ms per case; a legitimate case takes < 0.1 s
-    database=None,  # write nothing (no .hypothesis folder)
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(5000)  # ms per case; a legitimate case takes < 0.1 s
 CASE_SECONDS = 30
 """Hard limit per case (a hang fails the test instead of stalling the suite)."""
-
-
-class _CaseTimeout(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` in the loaders swallows it."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise _CaseTimeout(f"case took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class Payload:

@@ -10,22 +10,18 @@ examples per test instead of the fixed derandomized set.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import json
-import os
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzutil import fuzz_settings, time_limit
 from robustrl.report import load_result as report_load_result
 from robustrl.results import ResultFileError, load_result
 
@@ -49,34 +45,9 @@ MADE = _samples().MADE
 SEEDS: dict[str, dict[str, Any]] = {kind: make().to_dict() for kind, make in MADE.items()}
 """The valid JSON object of every result kind (evaluation, dynamics, certificate, train)."""
 
-_EXAMPLES = int(os.environ.get("ROBUSTRL_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(
-    max_examples=_EXAMPLES or 200,
-    derandomize=not _EXAMPLES,
-    deadline=None,  # bounded by CASE_SECONDS instead (the first case pays for imports)
-    database=None,  # write nothing (no .hypothesis folder)
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
+FUZZ = fuzz_settings(None)  # bounded by CASE_SECONDS (the first case pays for imports)
 CASE_SECONDS = 10
 """Hard limit per case: a hang fails the test instead of stalling the suite."""
-
-
-class _CaseTimeout(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` in the loader swallows it."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise _CaseTimeout(f"case took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def check_outcome(path: Path, data: bytes) -> str:

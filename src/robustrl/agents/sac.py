@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +32,8 @@ from robustrl.agents.common import (
     regularization,
     seeded_init,
 )
-from robustrl.agents.critics import CriticHead, check_critic_head, make_critic_ensemble
+from robustrl.agents.critics import make_critic_ensemble
+from robustrl.agents.off_policy import OffPolicyConfig
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
@@ -45,66 +46,23 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(OffPolicyConfig):
     """SAC hyperparameters (defaults: a fast Pendulum-v1 setting; see :data:`SAC_PRESETS`)."""
 
-    num_envs: int = 8
-    """Env copies stepped together."""
-    total_steps: int = 20_000
-    """Environment transitions to train for (summed over copies)."""
-    learning_rate: float = 2e-3
-    """Adam step size of actor, critics and temperature."""
-    buffer_size: int = 100_000
-    """Replay buffer capacity (transitions)."""
-    learning_starts: int = 100
-    """Transitions collected with uniform random actions before the first update."""
-    batch_size: int = 128
-    """Transitions per gradient step."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak rate of the target critics."""
-    train_freq: int = 1
-    """Env steps (of all copies at once) between two rounds of updates."""
-    gradient_steps: int = 4
-    """Gradient steps per round of updates."""
     ent_coef: float | None = None
     """Fixed temperature α (None: learned, automatic entropy tuning)."""
     init_ent_coef: float = 1.0
     """Initial α when it is learned."""
     target_entropy: float | None = None
     """Entropy target of automatic tuning (None: −dim(A))."""
-    hidden: tuple[int, ...] = (64, 64)
-    """Hidden widths of the actor and of each critic."""
-    activation: Literal["tanh", "relu"] = "relu"
-    """Hidden activation."""
-    normalize_obs: bool = False
-    """Keep a running observation normaliser inside the policy (updated with collected observations)."""
-    critic_head: CriticHead = "regression"
-    """Critic output: scalar Q with squared TD error, or HL-Gauss classification over num_bins bins."""
-    num_bins: int = 101
-    """Bins of the HL-Gauss critic head."""
-    v_min: float = -1000.0
-    """Lowest bin centre of the HL-Gauss head (below the smallest Q expected)."""
-    v_max: float = 100.0
-    """Highest bin centre of the HL-Gauss head (above the largest Q expected)."""
-    sigma_ratio: float = 0.75
-    """HL-Gauss σ as a multiple of the bin width."""
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field."""
-        for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"SACConfig.{name} must be ≥ 1, got {getattr(self, name)}")
-        check_critic_head(self, "SACConfig")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"SACConfig.gamma must lie in [0, 1], got {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"SACConfig.tau must lie in (0, 1], got {self.tau}")
+        super().validate()
         if self.ent_coef is not None and self.ent_coef < 0:
             raise ValueError(f"SACConfig.ent_coef must be ≥ 0 or None, got {self.ent_coef}")
-        if self.learning_rate <= 0 or self.init_ent_coef <= 0:
-            raise ValueError("SACConfig.learning_rate and init_ent_coef must be > 0")
+        if self.init_ent_coef <= 0:
+            raise ValueError(f"SACConfig.init_ent_coef must be > 0, got {self.init_ent_coef}")
 
 
 MUJOCO_SAC = SACConfig(

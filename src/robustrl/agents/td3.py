@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -38,7 +38,8 @@ from robustrl.agents.common import (
     regularization,
     seeded_init,
 )
-from robustrl.agents.critics import CriticHead, check_critic_head, make_critic_ensemble
+from robustrl.agents.critics import make_critic_ensemble
+from robustrl.agents.off_policy import OffPolicyConfig
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
@@ -48,29 +49,13 @@ from robustrl.rollout import Act, StepContext, start_collect
 
 
 @dataclass(frozen=True)
-class TD3Config:
+class TD3Config(OffPolicyConfig):
     """TD3 hyperparameters (defaults: a fast Pendulum-v1 setting; see :data:`TD3_PRESETS`)."""
 
-    num_envs: int = 8
-    """Env copies stepped together."""
-    total_steps: int = 20_000
-    """Environment transitions to train for (summed over copies)."""
-    learning_rate: float = 2e-3
-    """Adam step size of actor and critics."""
-    buffer_size: int = 100_000
-    """Replay buffer capacity (transitions)."""
     learning_starts: int = 500
     """Transitions collected with uniform random actions before the first update."""
-    batch_size: int = 128
-    """Transitions per gradient step."""
     gamma: float = 0.98
     """Discount factor."""
-    tau: float = 0.005
-    """Polyak rate of the target actor and critics."""
-    train_freq: int = 1
-    """Env steps (of all copies at once) between two rounds of updates."""
-    gradient_steps: int = 4
-    """Critic gradient steps per round of updates."""
     policy_delay: int = 2
     """Critic updates per actor and target update."""
     exploration_noise: float = 0.1
@@ -79,40 +64,15 @@ class TD3Config:
     """Std of the target policy smoothing noise (in [−1, 1] action units)."""
     target_noise_clip: float = 0.5
     """Clip of the target policy smoothing noise."""
-    hidden: tuple[int, ...] = (64, 64)
-    """Hidden widths of the actor and of each critic."""
-    activation: Literal["tanh", "relu"] = "relu"
-    """Hidden activation."""
-    normalize_obs: bool = False
-    """Keep a running observation normaliser inside the policy (updated with collected observations)."""
-    critic_head: CriticHead = "regression"
-    """Critic output: scalar Q with squared TD error, or HL-Gauss classification over num_bins bins."""
-    num_bins: int = 101
-    """Bins of the HL-Gauss critic head."""
-    v_min: float = -1000.0
-    """Lowest bin centre of the HL-Gauss head (below the smallest Q expected)."""
-    v_max: float = 100.0
-    """Highest bin centre of the HL-Gauss head (above the largest Q expected)."""
-    sigma_ratio: float = 0.75
-    """HL-Gauss σ as a multiple of the bin width."""
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field."""
-        positive = ("num_envs", "total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps",
-                    "policy_delay")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"TD3Config.{name} must be ≥ 1, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"TD3Config.gamma must lie in [0, 1], got {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"TD3Config.tau must lie in (0, 1], got {self.tau}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"TD3Config.learning_rate must be > 0, got {self.learning_rate}")
+        super().validate()
+        if self.policy_delay < 1:
+            raise ValueError(f"TD3Config.policy_delay must be ≥ 1, got {self.policy_delay}")
         for name in ("exploration_noise", "target_policy_noise", "target_noise_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TD3Config.{name} must be ≥ 0, got {getattr(self, name)}")
-        check_critic_head(self, "TD3Config")
 
 
 MUJOCO_TD3 = TD3Config(
