@@ -6,9 +6,9 @@ import pytest
 from robustrl import stats
 from robustrl.cli import main
 from robustrl.report import ReportConfig, load_results, report
+from robustrl.report.formatting import FigureSink
 from robustrl.report.html import external_references
 from robustrl.report.scores import aggregate_section, parse_score_bounds, pool_runs, score_table
-from robustrl.report.sections import FigureSink
 
 
 def test_report_of_real_results(real_files, tmp_path):

@@ -44,6 +44,7 @@ from robustrl.report.figures import (
     performance_profiles,
     return_vs_budget,
 )
+from robustrl.report.formatting import FigureSink
 from robustrl.report.html import (
     Card,
     Section,
@@ -54,7 +55,6 @@ from robustrl.report.html import (
     page_html,
     table_html,
 )
-from robustrl.report.sections import FigureSink
 from robustrl.stats import format_interval, performance_profile
 
 __all__ = ["StudyReportConfig", "is_study", "report_or_study", "study_report"]

@@ -21,12 +21,11 @@ from robustrl.common.io import check_output_path
 from robustrl.common.limits import check_count, check_fits
 from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.report.figures import FigureFiles
+from robustrl.report.formatting import Eval, FigureSink
 from robustrl.report.html import Section, esc, external_references, page_html
 from robustrl.report.loading import Loaded, Reportable, load_results, of_kind, unique_result_files
 from robustrl.report.scores import Normalize, aggregate_section, parse_score_bounds, pool_runs, score_table
 from robustrl.report.sections import (
-    Eval,
-    FigureSink,
     attacks_section,
     certificates_section,
     headline_section,

@@ -29,9 +29,9 @@ import numpy as np
 
 from robustrl.common.seeding import derive_seed
 from robustrl.report.figures import Estimate, aggregate_intervals, make_series, performance_profiles
+from robustrl.report.formatting import Eval, FigureSink, fmt, pick_budgets, relative_drop, tone, unit_symbol
 from robustrl.report.html import Card, Section, cards_html, esc, table_html
 from robustrl.report.loading import Loaded
-from robustrl.report.sections import Eval, FigureSink, fmt, pick_budgets, relative_drop, tone, unit_symbol
 from robustrl.results import CleanRun, EvaluationResult, StrongestCurve, ThreatCurve
 
 logger = logging.getLogger(__name__)

@@ -7,189 +7,47 @@ as SVG ``data:`` URIs, and written as files by :func:`robustrl.report.report` at
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from robustrl.report.figures import (
     Estimate,
     certificate_vs_attack,
     dynamics_shift,
     make_series,
-    render_figure,
     return_vs_budget,
 )
-from robustrl.report.html import Card, Section, Tone, cards_html, esc, figure_html, json_details, table_html
+from robustrl.report.formatting import (
+    EPISODE_L2_UNITS,
+    Cert,
+    Dyn,
+    Eval,
+    FigureSink,
+    clean_estimate,
+    curve_budgets,
+    fmt,
+    fmt_ci,
+    pick_budgets,
+    relative_drop,
+    result_label,
+    tone,
+    unit_label,
+    unit_symbol,
+    versus_clean,
+)
+from robustrl.report.html import Card, Section, cards_html, esc, json_details, table_html
 from robustrl.report.loading import Loaded, Reportable, nominal_params
 from robustrl.results import Certificate, DynamicsResult, EvaluationResult, StrongestCurve
 
-Eval = Loaded[EvaluationResult]
-"""An evaluation and its file."""
-Dyn = Loaded[DynamicsResult]
-"""A dynamics grid and its file."""
-Cert = Loaded[Certificate]
-"""A certificate and its file."""
-
 __all__ = [
-    "UNIT_LABELS",
-    "FigureSink",
-    "RenderedFigure",
     "attacks_section",
     "certificates_section",
-    "clean_estimate",
-    "fmt",
     "headline_section",
     "numbers_section",
     "provenance_section",
     "shifts_section",
 ]
-
-UNIT_LABELS: dict[str, str] = {
-    "obs/linf": "ε (ℓ∞ per step)",
-    "obs/l2": "ε (ℓ2 per step)",
-    "obs/episode_l2": "B (total ℓ2 per episode)",
-    "obs/none": "budget (no attack)",
-    "action/noise": "action noise σ",
-    "action/replace": "action replacement probability p",
-    "action/pr": "adversary takeover probability α (PR-MDP)",
-    "action/nr": "adversarial action mix α (NR-MDP)",
-}
-"""Axis label per threat model (the unit of its budget); others read ``budget (<threat model>)``."""
-
-EPISODE_L2_UNITS = ("obs/episode_l2",)
-"""Threat models whose budgets are a Policy Smoothing certificate's total ℓ2 budget B."""
-
-UNIT_SYMBOLS: dict[str, str] = {
-    "obs/linf": "ε∞",
-    "obs/l2": "ε₂",
-    "obs/episode_l2": "B",
-    "action/noise": "σₐ",
-    "action/replace": "p",
-    "action/pr": "α",
-    "action/nr": "α",
-}
-"""Short budget symbol per threat model, used in cards and tables (``"ε∞ = 0.1"``)."""
-
-
-def unit_label(unit: str) -> str:
-    """The axis label of a budget unit."""
-    return UNIT_LABELS.get(unit, f"budget ({unit})")
-
-
-def unit_symbol(unit: str) -> str:
-    """The short symbol of a budget unit (the unit name itself when unknown)."""
-    return UNIT_SYMBOLS.get(unit, unit)
-
-
-def fmt(x: float) -> str:
-    """A return or bound as it should read: 3–4 significant digits, no exponent for returns."""
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    a = abs(x)
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a >= 10:
-        return f"{x:.1f}"
-    if a >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3f}" if a >= 0.0005 else "0"
-
-
-def fmt_ci(e: Estimate) -> str:
-    """``[low, high]``."""
-    return f"[{fmt(e.low)}, {fmt(e.high)}]"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe lower-case slug."""
-    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return s or "x"
-
-
-@dataclass(frozen=True)
-class RenderedFigure:
-    """A figure rendered to bytes, waiting to be written."""
-
-    stem: str
-    """File name without extension."""
-    png: bytes
-    """PNG bytes."""
-    svg: bytes
-    """SVG bytes."""
-    figure: Figure
-    """The matplotlib figure (kept for inspection)."""
-
-
-@dataclass
-class FigureSink:
-    """Collects rendered figures; :meth:`add` returns the ``<figure>`` HTML embedding one."""
-
-    dpi: int = 110
-    """PNG resolution."""
-    items: list[RenderedFigure] = field(default_factory=list)
-    """Figures in page order."""
-
-    def add(self, fig: Figure, stem: str, *, alt: str, caption: str = "") -> str:
-        """Render ``fig`` (unique file stem derived from ``stem``) and return its embedded HTML."""
-        base = slug(stem)
-        taken = {it.stem for it in self.items}
-        name, k = base, 2
-        while name in taken:
-            name, k = f"{base}-{k}", k + 1
-        png, svg = render_figure(fig, dpi=self.dpi)
-        self.items.append(RenderedFigure(name, png, svg, fig))
-        return figure_html(svg, None, alt=alt, caption=caption, fig_id=f"fig-{name}")
-
-
-# --------------------------------------------------------------------------------------------------
-# judging a drop
-# --------------------------------------------------------------------------------------------------
-def relative_drop(clean: float, attacked: float) -> float:
-    """``(clean − attacked) / |clean|`` (0: no loss, 1: all of a positive return lost); NaN when clean = 0."""
-    return (clean - attacked) / abs(clean) if clean != 0 else math.nan
-
-
-def tone(drop: float) -> Tone:
-    """``good`` (≤ 10 % lost), ``warn`` (≤ 50 %), ``bad`` (more), ``neutral`` when unknown."""
-    if math.isnan(drop):
-        return "neutral"
-    return "good" if drop <= 0.10 else "warn" if drop <= 0.50 else "bad"
-
-
-def versus_clean(clean: float, attacked: float) -> str:
-    """``"42 % of clean"`` for a positive clean return, else the difference."""
-    if clean > 0 and attacked >= 0:
-        return f"{100 * attacked / clean:.0f} % of clean"
-    return f"Δ {fmt(attacked - clean)} vs clean"
-
-
-def pick_budgets(budgets: np.ndarray, k: int = 3) -> list[int]:
-    """Indices of up to ``k`` non-zero budgets spread over the range, always including the largest."""
-    nz = np.flatnonzero(budgets > 0)
-    if nz.size <= k:
-        return nz.tolist()
-    pos = np.unique(np.round(np.linspace(0, nz.size - 1, k)).astype(int))
-    return nz[pos].tolist()
-
-
-def _label(rec: Loaded[Reportable], many: bool) -> str:
-    return f"{rec.result.env_id} · {rec.path.name}" if many else rec.result.env_id
-
-
-def clean_estimate(res: EvaluationResult) -> Estimate:
-    """The clean mean return with its CI."""
-    return Estimate(res.clean.mean, res.clean.ci[0], res.clean.ci[1])
-
-
-def _budgets(curve: StrongestCurve) -> np.ndarray:
-    return np.asarray(curve.budgets, dtype=np.float64)
-
-
 # --------------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------------
@@ -224,7 +82,7 @@ def _clean_card(item: Eval) -> Card:
 
 def _worst_cards(ev: EvaluationResult, curve: StrongestCurve) -> list[Card]:
     cards = []
-    for j in pick_budgets(_budgets(curve)):
+    for j in pick_budgets(curve_budgets(curve)):
         m = float(curve.mean[j])
         ci = fmt_ci(Estimate(m, curve.ci_low[j], curve.ci_high[j]))
         cards.append(
@@ -342,18 +200,18 @@ def headline_section(
         home.setdefault(ev.env_id, len(groups))
         rows: list[Row] = [("Clean", [_clean_card(item)])]
         rows += [(_model_name(c.threat_model), _worst_cards(ev, c)) for c in ev.strongest]
-        groups.append((_label(item, many), rows, [verdict(ev, c) for c in ev.strongest]))
+        groups.append((result_label(item, many), rows, [verdict(ev, c) for c in ev.strongest]))
     for ce in certs:
         if ce.result.env_id in home:
             groups[home[ce.result.env_id]][1].append(_cert_row(ce.result, with_clean=False))
         else:
-            groups.append((_label(ce, many), [_cert_row(ce.result, with_clean=True)], []))
+            groups.append((result_label(ce, many), [_cert_row(ce.result, with_clean=True)], []))
     for dy in dynamics:
         row = (f"Dynamics shift ({' × '.join(_grid_names(dy.result))})", _dynamics_cards(dy.result))
         if dy.result.env_id in home:
             groups[home[dy.result.env_id]][1].append(row)
         else:
-            groups.append((_label(dy, many), [row], []))
+            groups.append((result_label(dy, many), [row], []))
     blocks = [*extra, *(_group_html(t, rows, v) for t, rows, v in groups)]
     lead = ""
     if evals:
@@ -392,7 +250,7 @@ def attacks_section(evals: Sequence[Eval], sink: FigureSink) -> Section | None:
                 strongest=None if strong is None else make_series(strong.budgets, strong.mean),
                 clean=clean,
                 xlabel=unit_label(unit),
-                title=f"{_label(item, many)} · {_model_name(unit)}",
+                title=f"{result_label(item, many)} · {_model_name(unit)}",
                 ymin=0.0 if min(values) >= 0 else None,
             )
             what = (
@@ -447,7 +305,7 @@ def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: Fig
             attacked=attacked,
             clean=_cert_estimate(ce),
             floor=ce.floor,
-            title=f"{_label(item, many)}: certified return (σ = {ce.sigma:g})",
+            title=f"{result_label(item, many)}: certified return (σ = {ce.sigma:g})",
         )
         caption = (
             f"Green: Policy Smoothing lower bound on the expected return of the smoothed policy under any "
@@ -480,7 +338,7 @@ def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: Fig
             if ce.quantile_bounds is not None:
                 row.append(fmt(float(ce.quantile_bounds[j])))
             if found is not None:
-                hit = np.flatnonzero(np.isclose(_budgets(found[0]), b))
+                hit = np.flatnonzero(np.isclose(curve_budgets(found[0]), b))
                 row.append(fmt(float(found[0].mean[hit[0]])) if hit.size else "—")
             rows.append(row)
         parts.append(table_html(header, rows, numeric=[True] * len(header)))
@@ -521,7 +379,7 @@ def shifts_section(dynamics: Sequence[Dyn], sink: FigureSink) -> Section | None:
             low=dy.ci_low if one else None,
             high=dy.ci_high if one else None,
             nominal=nominal,
-            title=f"{_label(item, many)}: return under dynamics shift{extra}",
+            title=f"{result_label(item, many)}: return under dynamics shift{extra}",
             vmin=0.0 if float(dy.mean.min()) >= 0 else None,  # non-negative returns: colours from 0 (red) up
         )
         caption = _shift_caption(dy, nominal) + f" {dy.episodes} episodes per grid point."
@@ -594,7 +452,7 @@ def numbers_section(evals: Sequence[Eval], per_run: Sequence[Eval] = ()) -> Sect
     many = len(evals) > 1
     parts = []
     for item in evals:
-        parts.append(f"<h3>{esc(_label(item, many))}</h3>")
+        parts.append(f"<h3>{esc(result_label(item, many))}</h3>")
         if item.runs > 1:
             parts.append(
                 f'<p class="note">Mean over {item.runs} runs of each run\'s mean return; CI: '
