@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-import robustrl  # noqa: F401  (sets one torch thread)
+import robustrl  # noqa: F401
 from robustrl.agents import ALGORITHMS, TrainConfig, resolve_algo_config, train
 from robustrl.common.config import config_to_dict
 from robustrl.common.io import write_json

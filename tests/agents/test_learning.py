@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -122,7 +123,7 @@ class ConstantBoxEnv(ConstantEnv):
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_hl_gauss_critic_learns_the_infinite_horizon_value(algo: str) -> None:
+def test_hl_gauss_critic_learns_the_infinite_horizon_value(algo: str, tmp_path: Path) -> None:
     from robustrl.agents import SAC, TD3, SACConfig, TD3Config
 
     gamma = 0.9
@@ -133,6 +134,15 @@ def test_hl_gauss_critic_learns_the_infinite_horizon_value(algo: str) -> None:
                   if algo == "sac" else TD3(ConstantBoxEnv(4, 10), TD3Config(**common), seed=0))  # type: ignore[arg-type]
     for _ in range(250):
         agent.iterate()
-    q = agent.critics.q_values(torch.cat([torch.zeros(8, 1), torch.rand(8, 1) * 2 - 1], -1))
+    actions = torch.rand(8, 1) * 2 - 1
+    q = agent.critics.q_values(torch.cat([torch.zeros(8, 1), actions], -1))
     # truncation bootstraps: 1/(1−γ) = 10 (treating the time limit as the end would give ≈ 4.1)
     assert q.detach() == pytest.approx(torch.full_like(q, 1 / (1 - gamma)), rel=0.02)
+    # the policy carries the same HL-Gauss critics: its critic is the ensemble's minimum, also after a reload
+    from robustrl.policies import load_policy, save_policy
+
+    with torch.no_grad():
+        assert torch.allclose(agent.policy.critic(torch.zeros(8, 1), actions), q.min(0).values, atol=1e-5)
+        path = save_policy(agent.policy, tmp_path / "policy.zip")
+        again = load_policy(path).critic(torch.zeros(8, 1), actions)
+        assert torch.equal(again, agent.policy.critic(torch.zeros(8, 1), actions))

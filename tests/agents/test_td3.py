@@ -98,8 +98,14 @@ def test_hl_gauss_head_expectation_and_loss() -> None:
     torch.testing.assert_close(ens.expectation(out), torch.full((2, 4), 5.0))
     assert ens.bin_width == pytest.approx(1.0)
     assert float(ens.loss(out, torch.full((4,), 3.0))) > 0
-    with pytest.raises(ValueError, match="regression"):
+    with pytest.raises(ValueError, match="11 outputs"):  # scalar critics cannot hold an HL-Gauss head
         ens.exporter(make_critics(1, 2, (8,), "relu", 2))
+    per_critic = make_critics(1, 2, (8,), "relu", 2, num_bins=11)  # the policy's HL-Gauss layout round-trips
+    ens.exporter(per_critic)()
+    again = CriticEnsemble(3, (8,), "relu", 2, head="hl_gauss", num_bins=11, v_min=0.0, v_max=10.0)
+    again.load_from(per_critic)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(again(x), ens(x))
 
 
 def test_sac_policy_critics_follow_the_trained_ensemble() -> None:
@@ -179,13 +185,17 @@ def test_td3_same_seed_same_run_and_hooks_apply() -> None:
     assert torch.equal(agent.buffer.next_obs[:8], agent.buffer.obs[8:16])  # one noise draw per observation
 
 
-def test_td3_hl_gauss_policy_has_no_critic_and_cli_runs(tmp_path: Path) -> None:
+def test_td3_hl_gauss_policy_keeps_its_critics_and_cli_runs(tmp_path: Path) -> None:
     code = main(["train", "--algo", "td3", "--env", "Pendulum-v1", "--total-steps", "512", "--eval-episodes", "1",
                  "--out", str(tmp_path / "run"), "--set", "learning_starts=256", "critic_head=hl_gauss"])
     assert code == 0
     policy = load_policy(tmp_path / "run" / "policy.zip")
     assert policy.act(torch.zeros(2, 3)).shape == (2, 1)
-    assert getattr(policy, "critics", None) is None
+    spec = policy.spec()
+    assert (spec["critic_bins"], spec["critic_v_min"], spec["critic_v_max"]) == (101, -1000.0, 100.0)
+    assert all(c[-1].out_features == 101 for c in policy.critics)
+    q = policy.critic(torch.zeros(2, 3), torch.zeros(2, 1))
+    assert q.shape == (2,) and bool(((q >= -1000) & (q <= 100)).all())  # an expectation over the support
 
 
 def test_td3_rejects_discrete_actions_and_bad_configs() -> None:

@@ -158,11 +158,11 @@ class CriticEnsemble(nn.Module):
         return export
 
     def _pairs(self, critics: nn.ModuleList, *, into_ensemble: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        if self.head != "regression":
-            raise ValueError("only a regression-head ensemble matches per-critic MLPs with one output")
         layers = [[m for m in c.modules() if isinstance(m, nn.Linear)] for c in critics]
         if len(layers) != self.num_critics or any(len(ls) != len(self.weights) for ls in layers):
             raise ValueError(f"expected {self.num_critics} critics of {len(self.weights)} linear layers")
+        if any(ls[-1].out_features != self.out_dim for ls in layers):
+            raise ValueError(f"expected critics with {self.out_dim} outputs (the {self.head} head)")
         mine: list[torch.Tensor] = []
         theirs: list[torch.Tensor] = []
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -185,10 +185,10 @@ def make_critic_ensemble(
 ) -> tuple[CriticEnsemble, Callable[[], None]]:
     """The twin critics of an actor policy as a fused ensemble, and the function syncing them into the policy.
 
-    With the regression head the ensemble starts from the policy's own (SB3-layout) critics and the returned
-    function copies the trained weights back into them (so the saved policy's ``critic(obs, action)`` is the
-    trained one); an HL-Gauss ensemble has no per-critic counterpart (the policy is built without critics)
-    and the function does nothing.
+    The ensemble starts from the policy's own (SB3-layout) critics and the returned function copies the
+    trained weights back into them, so the saved policy's ``critic(obs, action)`` is the trained one (with the
+    HL-Gauss head the policy's critics output the same ``num_bins`` logits over the same support). A policy
+    without critics gets a fresh ensemble and a function that does nothing.
     """
     ens = CriticEnsemble(
         obs_dim + act_dim, cfg.hidden, cfg.activation, 2, cfg.critic_head, cfg.num_bins, cfg.v_min, cfg.v_max

@@ -7,7 +7,7 @@ redeclares only the defaults it tunes differently and adds its own fields after 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from robustrl.agents.critics import CriticHead, check_critic_head
 
@@ -66,3 +66,10 @@ class OffPolicyConfig:
         if self.learning_rate <= 0:
             raise ValueError(f"{what}.learning_rate must be > 0, got {self.learning_rate}")
         check_critic_head(self, what)
+
+
+def critic_head_spec(cfg: OffPolicyConfig) -> dict[str, Any]:
+    """The policy constructor arguments that give its critics ``cfg``'s head (HL-Gauss: bins and support)."""
+    if cfg.critic_head == "hl_gauss":
+        return {"critic_bins": cfg.num_bins, "critic_v_min": cfg.v_min, "critic_v_max": cfg.v_max}
+    return {}

@@ -39,7 +39,7 @@ from robustrl.agents.common import (
     seeded_init,
 )
 from robustrl.agents.critics import make_critic_ensemble
-from robustrl.agents.off_policy import OffPolicyConfig
+from robustrl.agents.off_policy import OffPolicyConfig, critic_head_spec
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
@@ -165,7 +165,7 @@ class TD3:
                 hidden=cfg.hidden,
                 activation=cfg.activation,
                 normalize_obs=cfg.normalize_obs,
-                with_critic=cfg.critic_head == "regression",
+                **critic_head_spec(cfg),
             ).to(self.device)
             critics, self._export_critics = make_critic_ensemble(
                 self.policy, cfg, flat_dim(env.observation_space), self.act_dim

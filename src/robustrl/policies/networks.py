@@ -336,19 +336,61 @@ def scale_action(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) ->
 
 
 def make_critics(
-    in_dim: int, act_dim: int, hidden: Sequence[int], activation: Activation, n_critics: int
+    in_dim: int, act_dim: int, hidden: Sequence[int], activation: Activation, n_critics: int, num_bins: int = 0
 ) -> nn.ModuleList:
-    """``n_critics`` MLPs ``[features, action] -> Q`` (each ``mlp(hidden) → Linear(·, 1)``, like SB3's ``qf0``...)."""
+    """``n_critics`` MLPs ``[features, action] -> Q`` (each ``mlp(hidden) → Linear(·, 1)``, like SB3's ``qf0``...).
+
+    With ``num_bins > 0`` each critic ends in ``num_bins`` logits instead (an HL-Gauss head: Q is the softmax
+    expectation over a fixed support, see :func:`min_critic_value`).
+    """
     out = hidden[-1] if hidden else in_dim + act_dim
     return nn.ModuleList(
-        [nn.Sequential(*mlp(in_dim + act_dim, hidden, activation), nn.Linear(out, 1)) for _ in range(n_critics)]
+        [
+            nn.Sequential(*mlp(in_dim + act_dim, hidden, activation), nn.Linear(out, max(1, num_bins)))
+            for _ in range(n_critics)
+        ]
     )
 
 
-def min_critic_value(critics: nn.ModuleList, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """``min_i Q_i([features, action])`` as ``[N]`` for ``features [N, F]`` and ``action [N, act_dim]``."""
+def min_critic_value(
+    critics: nn.ModuleList, features: torch.Tensor, action: torch.Tensor, support: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``min_i Q_i([features, action])`` as ``[N]`` for ``features [N, F]`` and ``action [N, act_dim]``.
+
+    ``support [num_bins]``: the critics output logits over these bin centres and ``Q_i`` is their softmax
+    expectation (HL-Gauss critics); None: each critic outputs ``Q_i`` itself.
+    """
     x = torch.cat([features, action.flatten(1).to(features.dtype)], dim=-1)
-    return torch.stack([q(x) for q in critics]).min(0).values.squeeze(-1)
+    out = torch.stack([q(x) for q in critics])
+    if support is not None:
+        return (torch.softmax(out, -1) @ support).min(0).values
+    return out.min(0).values.squeeze(-1)
+
+
+def _init_critics(
+    policy: SquashedGaussianActorPolicy | DeterministicActorPolicy,
+    in_dim: int,
+    act_dim: int,
+    activation: Activation,
+    head: tuple[int, float, float],
+) -> None:
+    """Build ``policy.critics`` (None without critics) and ``policy.critic_support`` from its spec.
+
+    ``head`` is ``(critic_bins, critic_v_min, critic_v_max)``; ``critic_bins = 0`` is a scalar head.
+    """
+    bins, v_min, v_max = head
+    spec = policy.spec()
+    if bins != 0 and (bins < 2 or not v_max > v_min):
+        raise ValueError(f"HL-Gauss critics need critic_bins ≥ 2 and critic_v_max > critic_v_min; got {head}")
+    policy.critics = (
+        make_critics(in_dim, act_dim, spec["critic_hidden"], activation, spec["n_critics"], bins)
+        if spec["with_critic"]
+        else None
+    )
+    if bins:
+        policy.register_buffer("critic_support", torch.linspace(v_min, v_max, bins))
+    else:
+        policy.critic_support = None
 
 
 def _actor_spec(
@@ -359,10 +401,13 @@ def _actor_spec(
     critic_hidden: Sequence[int] | None,
     n_critics: int,
     critic_scaled_actions: bool,
+    critic_head: tuple[int, float, float] = (0, 0.0, 0.0),
 ) -> dict[str, Any]:
     """The ``spec()`` of a continuous actor with critics (``critic_hidden`` resolved); checks ``n_critics``.
 
-    ``obs_norm`` is ``(normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype)``.
+    ``obs_norm`` is ``(normalize_obs, obs_norm_clip, obs_norm_eps, obs_norm_dtype)``; ``critic_head`` is
+    ``(critic_bins, critic_v_min, critic_v_max)``, written only for HL-Gauss critics (``critic_bins > 0``), so
+    the spec of a scalar-critic policy is what it always was.
     """
     if not 1 <= n_critics <= MAX_CRITICS:
         raise ValueError(f"n_critics must be in [1, {MAX_CRITICS}], got {n_critics}")
@@ -374,7 +419,11 @@ def _actor_spec(
         "critic_hidden": list(hidden if critic_hidden is None else critic_hidden),
         "n_critics": n_critics,
         "critic_scaled_actions": critic_scaled_actions,
+        **(dict(zip(_HEAD_KEYS, critic_head, strict=True)) if critic_head[0] else {}),
     }
+
+
+_HEAD_KEYS = ("critic_bins", "critic_v_min", "critic_v_max")
 
 
 def _critic(
@@ -385,7 +434,7 @@ def _critic(
         raise ValueError("this policy was built without critics (with_critic=False)")
     if policy.critic_scaled_actions:
         action = scale_action(action.flatten(1), policy.action_low, policy.action_high)
-    return min_critic_value(policy.critics, policy.features(obs), action)
+    return min_critic_value(policy.critics, policy.features(obs), action, policy.critic_support)
 
 
 class SquashedGaussianActorPolicy(nn.Module):
@@ -409,6 +458,9 @@ class SquashedGaussianActorPolicy(nn.Module):
         n_critics: number of critics; ``critic`` returns their minimum.
         critic_scaled_actions: the critics take actions rescaled to ``[-1, 1]`` (SB3's convention);
             ``critic(obs, action)`` always takes actions in the env's units and rescales them itself.
+        critic_bins: 0 (scalar critics) or the bins of HL-Gauss critics (each outputs ``critic_bins`` logits).
+        critic_v_min: lowest bin centre of the HL-Gauss critics.
+        critic_v_max: highest bin centre of the HL-Gauss critics.
 
     """
 
@@ -419,6 +471,8 @@ class SquashedGaussianActorPolicy(nn.Module):
     action_bias: torch.Tensor
     action_low: torch.Tensor
     action_high: torch.Tensor
+    critics: nn.ModuleList | None
+    critic_support: torch.Tensor | None
 
     def __init__(
         self,
@@ -434,6 +488,9 @@ class SquashedGaussianActorPolicy(nn.Module):
         critic_hidden: Sequence[int] | None = None,
         n_critics: int = 2,
         critic_scaled_actions: bool = False,
+        critic_bins: int = 0,
+        critic_v_min: float = 0.0,
+        critic_v_max: float = 0.0,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, gym.spaces.Box):
@@ -448,6 +505,7 @@ class SquashedGaussianActorPolicy(nn.Module):
             critic_hidden,
             n_critics,
             critic_scaled_actions,
+            (critic_bins, critic_v_min, critic_v_max),
         )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
@@ -465,9 +523,7 @@ class SquashedGaussianActorPolicy(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2)
         self.register_buffer("action_low", low)
         self.register_buffer("action_high", high)
-        self.critics = (
-            make_critics(in_dim, act_dim, self._spec["critic_hidden"], activation, n_critics) if with_critic else None
-        )
+        _init_critics(self, in_dim, act_dim, activation, (critic_bins, critic_v_min, critic_v_max))
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (besides the spaces) as JSON-ready values."""
@@ -528,11 +584,16 @@ class DeterministicActorPolicy(nn.Module):
         n_critics: number of critics; ``critic`` returns their minimum.
         critic_scaled_actions: the critics take actions rescaled to ``[-1, 1]`` (SB3's convention);
             ``critic(obs, action)`` always takes actions in the env's units.
+        critic_bins: 0 (scalar critics) or the bins of HL-Gauss critics (each outputs ``critic_bins`` logits).
+        critic_v_min: lowest bin centre of the HL-Gauss critics.
+        critic_v_max: highest bin centre of the HL-Gauss critics.
     """
 
     kind = "deterministic_actor"
     action_low: torch.Tensor
     action_high: torch.Tensor
+    critics: nn.ModuleList | None
+    critic_support: torch.Tensor | None
 
     def __init__(
         self,
@@ -548,6 +609,9 @@ class DeterministicActorPolicy(nn.Module):
         critic_hidden: Sequence[int] | None = None,
         n_critics: int = 2,
         critic_scaled_actions: bool = False,
+        critic_bins: int = 0,
+        critic_v_min: float = 0.0,
+        critic_v_max: float = 0.0,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, gym.spaces.Box) or not action_space.is_bounded("both"):
@@ -562,6 +626,7 @@ class DeterministicActorPolicy(nn.Module):
             critic_hidden,
             n_critics,
             critic_scaled_actions,
+            (critic_bins, critic_v_min, critic_v_max),
         )
         self.critic_scaled_actions = critic_scaled_actions
         in_dim = flat_dim(observation_space)
@@ -573,9 +638,7 @@ class DeterministicActorPolicy(nn.Module):
         self.mu = nn.Sequential(*mlp(in_dim, hidden, activation), nn.Linear(out, act_dim), nn.Tanh())
         self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32).flatten())
-        self.critics = (
-            make_critics(in_dim, act_dim, self._spec["critic_hidden"], activation, n_critics) if with_critic else None
-        )
+        _init_critics(self, in_dim, act_dim, activation, (critic_bins, critic_v_min, critic_v_max))
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (besides the spaces) as JSON-ready values."""

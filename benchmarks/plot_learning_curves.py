@@ -1,0 +1,103 @@
+"""Learning curves of a study's training cells (or of run folders), beside published reference returns.
+
+Reads each run folder's ``config.json`` (env, algo, seed) and ``eval.json`` (the evaluation history; runs
+still training are drawn up to their last evaluation), draws one panel per env with one thin line per seed
+and the median over seeds per algorithm, and dashed horizontal lines at the reference returns.
+Writes a PNG and the curves as JSON (the small table to commit).
+
+    python benchmarks/plot_learning_curves.py runs/mujoco_ppo --out docs/figures/mujoco_ppo_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+RL_ZOO_1M: dict[tuple[str, str], float] = {
+    ("ppo", "Hopper-v5"): 2410, ("ppo", "Walker2d-v5"): 3479, ("ppo", "HalfCheetah-v5"): 5819, ("ppo", "Ant-v5"): 1327,
+    ("sac", "Hopper-v5"): 2326, ("sac", "Walker2d-v5"): 3863, ("sac", "HalfCheetah-v5"): 9535, ("sac", "Ant-v5"): 4616,
+    ("td3", "Hopper-v5"): 3606, ("td3", "Walker2d-v5"): 4718, ("td3", "HalfCheetah-v5"): 9656, ("td3", "Ant-v5"): 5813,
+}  # fmt: skip
+"""RL-Zoo's published single-run returns at 1M steps (the issue's targets), by (algo, env)."""
+
+
+def run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders under ``paths`` (a study folder's artefacts, or run folders themselves)."""
+    found: list[Path] = []
+    for p in paths:
+        candidates = [p] if (p / "config.json").is_file() else sorted(p.glob("**/config.json"))
+        found += [c if c.is_dir() else c.parent for c in candidates]
+    return [f for f in found if (f / "eval.json").is_file()]
+
+
+def load_curves(folders: list[Path]) -> list[dict[str, Any]]:
+    """One record per run: algo, env, seed, finished, steps and mean returns."""
+    out = []
+    for f in folders:
+        cfg = json.loads((f / "config.json").read_text())["train"]
+        hist = json.loads((f / "eval.json").read_text())
+        out.append({
+            "algo": cfg["algo"], "env": cfg["env"], "seed": cfg["seed"], "finished": (f / "result.json").is_file(),
+            "steps": [r["step"] for r in hist], "returns": [r["mean_return"] for r in hist],
+            "train_time": hist[-1]["train_time"] if hist else math.nan,
+        })  # fmt: skip
+    return sorted(out, key=lambda r: (r["env"], r["algo"], r["seed"]))
+
+
+def plot(curves: list[dict[str, Any]], out: Path) -> None:
+    """One panel per env: seeds thin, the median over the seeds' common steps thick, references dashed."""
+    envs = sorted({c["env"] for c in curves})
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
+    colours = {"ppo": "tab:blue", "sac": "tab:orange", "td3": "tab:green"}
+    for ax, env in zip(axes[0], envs):
+        for algo in sorted({c["algo"] for c in curves if c["env"] == env}):
+            runs = [c for c in curves if c["env"] == env and c["algo"] == algo]
+            colour = colours.get(algo, "tab:gray")
+            for r in runs:
+                ax.plot(r["steps"], r["returns"], color=colour, lw=0.8, alpha=0.45)
+            n = min(len(r["steps"]) for r in runs)
+            if len(runs) > 1 and n > 0:
+                med = np.median(np.array([r["returns"][:n] for r in runs]), axis=0)
+                ax.plot(runs[0]["steps"][:n], med, color=colour, lw=2.2, label=f"{algo} median of {len(runs)}")
+            else:
+                ax.plot([], [], color=colour, lw=2.2, label=f"{algo} ({len(runs)} run)")
+            ref = RL_ZOO_1M.get((algo, env))
+            if ref is not None:
+                ax.axhline(ref, color=colour, ls="--", lw=1.0, label=f"RL-Zoo {algo} at 1M: {ref:.0f}")
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("deterministic evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="study folders or run folders")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write (the JSON goes beside it)")
+    args = parser.parse_args(argv)
+    curves = load_curves(run_folders(args.paths))
+    if not curves:
+        raise SystemExit(f"no run folders with eval.json under {[str(p) for p in args.paths]}")
+    plot(curves, args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(curves, indent=1) + "\n")
+    for c in curves:
+        state = "finished" if c["finished"] else "running"
+        print(f"{c['algo']} {c['env']} seed {c['seed']}: {c['returns'][-1]:.0f} at {c['steps'][-1]} steps ({state})")
+    return curves
+
+
+if __name__ == "__main__":
+    main()
