@@ -16,7 +16,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robustrl.envs.native import NativeVecEnv, ParamSpec
+from robustrl.envs.native import NativeVecEnv
+from robustrl.envs.params import ParamSpec
 
 DT = 0.2
 """Integration step (s)."""

@@ -14,7 +14,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robustrl.envs.native import NativeVecEnv, ParamSpec
+from robustrl.envs.native import NativeVecEnv
+from robustrl.envs.params import ParamSpec
 
 TAU = 0.02
 """Seconds between state updates."""

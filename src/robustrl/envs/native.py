@@ -31,13 +31,11 @@ Native envs survive ``copy.deepcopy`` and ``pickle``: the NumPy views of torch m
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -45,24 +43,11 @@ import torch
 
 from robustrl.common.seeding import torch_generator
 from robustrl.envs.base import ParamValue, StepResult, check_disturbance
+from robustrl.envs.params import ParamSpec, check_range, validated_params
 from robustrl.envs.samplers import ParamSampler, check_sampler, draw_params
-
-Constraint = Literal["positive", "nonnegative", "finite"]
 
 _POOL_MIN_ROWS = 4096
 """Initial states drawn per refill of the CPU pool (at least ``num_envs``)."""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One physical parameter of a native env."""
-
-    default: float
-    """Gymnasium's value."""
-    doc: str
-    """What it is, with its unit."""
-    constraint: Constraint = "positive"
-    """Allowed range: ``positive`` (> 0), ``nonnegative`` (>= 0) or any ``finite`` value."""
 
 
 class NativeVecEnv:
@@ -308,23 +293,13 @@ class NativeVecEnv:
         new: dict[str, torch.Tensor] = {}
         for name, v in values.items():
             t = v.to(device=self.device, dtype=self.dtype)
-            _check_range(f"parameter {name!r} (from the param_sampler)", t, self.PARAMS[name])
+            check_range(f"parameter {name!r} (from the param_sampler)", t, self.PARAMS[name])
             new[name] = self._p[name].index_copy(0, copies.to(self.device), t)
         self._p.update(new)
         self._derive()
 
     def _validated_params(self, params: Mapping[str, ParamValue]) -> dict[str, torch.Tensor]:
-        if not isinstance(params, Mapping):
-            raise ValueError(f"params must be a mapping name -> value, got {type(params).__name__}")
-        out: dict[str, torch.Tensor] = {}
-        for name, value in params.items():
-            spec = self.PARAMS.get(name)
-            if spec is None:
-                close = difflib.get_close_matches(str(name), list(self.PARAMS), n=3)
-                hint = f"; did you mean {close}?" if close else ""
-                raise ValueError(f"unknown parameter {name!r} for {self.ID}{hint} (parameters: {sorted(self.PARAMS)})")
-            out[name] = _param_tensor(name, value, spec, self.num_envs, self.dtype, self.device)
-        return out
+        return validated_params(params, self.PARAMS, self.ID, self.num_envs, self.dtype, self.device)
 
     @property
     def max_episode_steps(self) -> int | None:
@@ -630,38 +605,3 @@ def _compiled_fused_step(key: tuple[Any, ...]) -> Callable[..., tuple[torch.Tens
         fn = torch.compile(raw, dynamic=False)
         _COMPILED[key] = fn
     return fn
-
-
-def _param_tensor(
-    name: str, value: ParamValue, spec: ParamSpec, n: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
-    """A validated parameter tensor ``[n]``; raises ValueError naming ``name``."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() == 0:
-            t = value.to(device=device, dtype=dtype).expand(n).clone()
-        elif value.shape == (n,):
-            if value.dtype.is_complex or value.dtype == torch.bool:
-                raise ValueError(f"parameter {name!r} must be real-valued, got {value.dtype}")
-            t = value.detach().to(device=device, dtype=dtype).clone()
-        else:
-            raise ValueError(
-                f"parameter {name!r} must be a float or a tensor of shape ({n},), got {tuple(value.shape)}"
-            )
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
-            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
-        t = torch.full((n,), float(value), dtype=dtype, device=device)
-    else:
-        raise ValueError(f"parameter {name!r} must be a float or a tensor [num_envs], got {type(value).__name__}")
-    _check_range(f"parameter {name!r}", t, spec)
-    return t
-
-
-def _check_range(what: str, t: torch.Tensor, spec: ParamSpec) -> None:
-    """Raise a ValueError starting with ``what`` unless every value of ``t`` is finite and in ``spec``'s range."""
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{what} must be finite")
-    if spec.constraint == "positive" and not bool((t > 0).all()):
-        raise ValueError(f"{what} must be > 0, got min {float(t.min())}")
-    if spec.constraint == "nonnegative" and not bool((t >= 0).all()):
-        raise ValueError(f"{what} must be >= 0, got min {float(t.min())}")
