@@ -60,7 +60,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "Evaluate a policy clean and under observation/action attacks at several budgets.",
         "robustrl.evaluate.config:EvaluateConfig",
-        "robustrl.evaluate:evaluate",
+        "robustrl.jobs:evaluate",
     ),
     "evaluate-dynamics": Command(
         "Evaluate a policy over a grid of physical-parameter shifts (dynamics).",
@@ -84,6 +84,17 @@ COMMANDS: dict[str, Command] = {
         "robustrl.experiments.cli:ResultsConfig",
         "robustrl.experiments.cli:run_results",
         positional=("study",),
+    ),
+    "dataset": Command(
+        "Offline datasets: collect (Minari, from a policy or a D4RL-like recipe), corrupt (RIQL protocol), info.",
+        "robustrl.offline.dataset_cli:DatasetConfig",
+        "robustrl.offline.dataset_cli:dataset",
+        positional=("action", "source"),
+    ),
+    "train-offline": Command(
+        "Train an offline learner (BC, IQL, RIQL, CQL, TD3+BC) on a Minari dataset or transition file.",
+        "robustrl.offline.train:OfflineTrainConfig",
+        "robustrl.offline.train:train_offline",
     ),
 }
 """Every subcommand: ``name -> Command(help, "module:ConfigClass", "module:entry_point")``."""

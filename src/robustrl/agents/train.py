@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +112,9 @@ class TrainConfig:
     """Physical parameters of the training env as name=value, e.g. length=0.7 (see robustrl envs)."""
     env_randomize: tuple[str, ...] = ()
     """Parameters drawn uniformly at every episode start as name=low:high, e.g. length=0.25:1.0."""
+    uncertainty_set: str = ""
+    """Named uncertainty set of a model-error defense (domain-randomisation, rarl, qarl, iwocs), e.g.
+    hopper-2d-v1 or cartpole-2d-v1 (see robustrl.envs.uncertainty)."""
     set: tuple[str, ...] = ()
     """Overrides of the algorithm config (PPOConfig/DQNConfig/SACConfig/TD3Config fields) as key=value, e.g.
     hidden=64,64."""
@@ -262,11 +266,18 @@ def _evaluate(
     return res.returns, res.lengths, noisy
 
 
-def train(cfg: TrainConfig) -> TrainResult:
+AgentFactory = Callable[[VecEnv, Any, int, Callable[[int, int], VecEnv]], Agent]
+"""``(env, algo_cfg, seed, make_env) -> Agent``: a learner built by a defense's trainer instead of the algorithm's
+own class; ``make_env(num_envs, seed)`` makes more envs like the training env (closed with the run)."""
+
+
+def train(cfg: TrainConfig, *, make_agent: AgentFactory | None = None) -> TrainResult:
     """Train an agent online and return the policy with its evaluation history.
 
     Args:
         cfg: the run (see :class:`TrainConfig`); the algorithm config comes from :func:`resolve_algo_config`.
+        make_agent: build the learner with this instead (a trainer above the learners, e.g. ATLA's
+            alternating agent/adversary learner, reuses the run folder, evaluation and checkpoints here).
 
     Returns:
         :class:`TrainResult`.
@@ -282,6 +293,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         (2048, 1)
     """
     _check(cfg)
+    if cfg.uncertainty_set and make_agent is None:
+        raise ValueError(
+            "--uncertainty-set is read by the model-error defenses (--defense domain-randomisation, rarl, qarl, "
+            "iwocs), which run through robustrl train (robustrl.jobs.train)"
+        )
     algo_cfg = resolve_algo_config(cfg)
     defense = resolve_defense_config(cfg)
     agent_cls = ALGORITHMS[cfg.algo][0]
@@ -308,7 +324,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         stack.callback(env.close)
         eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11), randomize=False)  # evaluate at nominal params
         stack.callback(eval_env.close)
-        agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed, hooks=defense_hooks(defense))  # bad pairs fail here
+        if make_agent is None:
+            agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed, hooks=defense_hooks(defense))  # bad pairs fail here
+        else:
+            def more_envs(n: int, s: int) -> VecEnv:
+                return stack.enter_context(contextlib.closing(_make(cfg, n, s)))  # type: ignore[type-var]
+
+            agent = make_agent(env, algo_cfg, cfg.seed, more_envs)
         if checkpoint is not None:
             load_learner_state(agent, checkpoint["learner"])
         metrics = MetricLogger(run_dir / "tb" if (run_dir is not None and cfg.tensorboard) else None)

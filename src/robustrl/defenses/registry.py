@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustrl.common.config import apply_overrides
+from robustrl.defenses.atla import ATLAConfig, PAATLAConfig
 from robustrl.defenses.base import TrainingHooks
+from robustrl.defenses.model_error import (
+    DomainRandomisationConfig,
+    IWOCSConfig,
+    NRMDPTrainConfig,
+    PRMDPTrainConfig,
+    QARLConfig,
+    RARLConfig,
+)
+from robustrl.defenses.sa_reg import SARegConfig, sa_reg_hooks
 from robustrl.defenses.smoothing import SmoothingConfig, smoothing_transform
 
 DefenseName = str
@@ -48,6 +58,26 @@ def _smoothing_hooks(cfg: SmoothingConfig) -> TrainingHooks:
 
 DEFENSES: dict[str, DefenseSpec] = {
     "smoothing": DefenseSpec(SmoothingConfig, _smoothing_hooks, help="Gaussian observation noise (Policy Smoothing)"),
+    "domain-randomisation": DefenseSpec(
+        DomainRandomisationConfig, trainer="robustrl.model_robust.domain_randomisation:train_domain_randomisation",
+        help="parameters of --uncertainty-set drawn at every episode start",
+    ),
+    "rarl": DefenseSpec(RARLConfig, trainer="robustrl.model_robust.rarl:train_rarl",
+                        help="protagonist vs force adversary on --uncertainty-set's force set (RARL)"),
+    "qarl": DefenseSpec(QARLConfig, trainer="robustrl.model_robust.rarl:train_qarl",
+                        help="RARL with an entropy-regularised adversary, temperature curriculum (QARL)"),
+    "iwocs": DefenseSpec(IWOCSConfig, trainer="robustrl.model_robust.iwocs:train_iwocs",
+                         help="policies trained on successive worst cases of --uncertainty-set (IWOCS)"),
+    "pr-mdp": DefenseSpec(PRMDPTrainConfig, trainer="robustrl.model_robust.rarl:train_action_robust",
+                          help="action adversary taking over with probability alpha, trained alternately (PR-MDP)"),
+    "nr-mdp": DefenseSpec(NRMDPTrainConfig, trainer="robustrl.model_robust.rarl:train_action_robust",
+                          help="action adversary blended in with weight alpha, trained alternately (NR-MDP)"),
+    "atla": DefenseSpec(ATLAConfig, trainer="robustrl.adversarial.atla:train_atla",
+                        help="alternating training against a learned sa-rl state adversary (ATLA)"),
+    "pa-atla": DefenseSpec(PAATLAConfig, trainer="robustrl.adversarial.atla:train_atla",
+                           help="alternating training against a learned pa-ad state adversary (PA-ATLA)"),
+    "sa-reg": DefenseSpec(SARegConfig, sa_reg_hooks,
+                          help="SA-PPO/SA-DQN regulariser: κ·max over the ε-ball of KL(π(s) ‖ π(ŝ)) (or the Q margin)"),
 }
 """Every defense by name (``none`` is the absence of one)."""
 

@@ -25,6 +25,7 @@ from robustrl.common.io import check_output_path
 from robustrl.common.limits import MAX_COUNT, check_count, check_fits
 from robustrl.common.seeding import check_seed
 from robustrl.defenses.smoothing import check_sigma
+from robustrl.envs.uncertainty import uncertainty_set
 from robustrl.evaluate.common import EPISODE_BYTES, check_bootstrap_reps, check_episodes
 from robustrl.results.evaluation import threat_label
 from robustrl.threats.dynamics import ParamAxis, grid_shape, make_grid
@@ -47,6 +48,9 @@ __all__ = [
     "threat_labels",
     "threat_options",
 ]
+
+SuiteName = Literal["sa-mdp-v1"]
+"""The pinned attack suites (defined in ``robustrl.adversarial.suite``; run by ``robustrl.jobs.evaluate``)."""
 
 POINT_BYTES = 1024
 """Memory one dynamics grid point costs besides its episodes: its parameter dict, statistics and JSON text."""
@@ -99,6 +103,17 @@ class EvaluateConfig:
     """Allow loading TorchScript policies, which are code; only for files you trust."""
     vec_normalize: str | None = None
     """SB3 vec_normalize.pkl applied inside an SB3 policy (read without unpickling)."""
+    suite: SuiteName | None = None
+    """Run a pinned attack suite instead of --threat (sa-mdp-v1: random, critic, MAD, robust-sarsa, sa-rl,
+    pa-ad and their minimum per budget; learned adversaries cached beside --out)."""
+    uncertainty_set: str = ""
+    """Evaluate on this named uncertainty set's grid instead of under --threat (e.g. hopper-2d-v1,
+    cartpole-2d-v1; see robustrl.envs.uncertainty): worst case, average, worst point; --episodes per point."""
+    grid_points: int = 10
+    """Grid points per dimension of --uncertainty-set (RRLS: 10)."""
+    references: tuple[str, ...] = ()
+    """Two reference policy files for --uncertainty-set's normalised score (score 0, score 1; IWOCS: nominal TD3
+    and M2TD3), evaluated on the same grid with the same seeds."""
 
     def validate(self) -> None:
         """Check every option without running anything (:func:`plan_evaluation`); ``ValueError`` naming it."""
@@ -393,6 +408,21 @@ def _check_common(
     return check_sigma(sigma, "smoothing_sigma", allow_zero=True)
 
 
+def check_uncertainty_options(cfg: EvaluateConfig) -> None:
+    """Check ``cfg``'s ``--uncertainty-set`` options (set, env, grid, references); ValueError naming one."""
+    uset = uncertainty_set(cfg.uncertainty_set)
+    if cfg.env.partition("-v")[0] != uset.env_id.partition("-v")[0]:
+        raise ValueError(f"--uncertainty-set {uset.name} belongs to {uset.env_id}, not --env {cfg.env}")
+    if cfg.suite is not None or tuple(cfg.threat) not in ((), ("pgd",)) or cfg.option or cfg.threat_budgets:
+        raise ValueError(
+            "--uncertainty-set evaluates without threats: drop --suite, --threat, --option, --threat-budgets"
+        )
+    uset.grid(cfg.grid_points)  # a bad --grid-points fails here
+    if len(cfg.references) not in (0, 2):
+        raise ValueError(f"--references takes two policy files (score 0, score 1), got {len(cfg.references)}")
+    check_episodes(cfg.episodes, (1 + len(cfg.references)) * cfg.grid_points ** len(uset.axes))
+
+
 def plan_evaluation(cfg: EvaluateConfig) -> EvaluatePlan:
     """Check every option of ``cfg`` and size the request, without loading or running anything.
 
@@ -409,6 +439,21 @@ def plan_evaluation(cfg: EvaluateConfig) -> EvaluatePlan:
     )  # fmt: skip
     if cfg.num_envs != 0:
         check_count(cfg.num_envs, "--num-envs")
+    if cfg.uncertainty_set:
+        check_uncertainty_options(cfg)
+        return EvaluatePlan([], [], {}, sigma)
+    if cfg.suite is not None:
+        if cfg.suite not in get_args(SuiteName):
+            raise ValueError(f"--suite must be one of {list(get_args(SuiteName))}, got {cfg.suite!r}")
+        if tuple(cfg.threat) not in ((), ("pgd",)) or cfg.option or cfg.threat_budgets:
+            raise ValueError(
+                f"--suite {cfg.suite} pins its own attacks: it does not combine with --threat, --option or "
+                f"--threat-budgets (got threat={list(cfg.threat)}, option={list(cfg.option)}, "
+                f"threat_budgets={list(cfg.threat_budgets)})"
+            )
+        budgets = check_budgets(cfg.budgets, "--budgets")
+        check_episodes(cfg.episodes, 1 + 6 * len(budgets))
+        return EvaluatePlan([], [], {}, sigma)
     entries = threat_options(cfg.threat, cfg.option)
     if not entries:
         raise ValueError("--threat must not be empty")

@@ -307,7 +307,9 @@ def score_matrices(
     kept = [
         r for r in derived_rows(rows)
         if (not stages or r.stage in stages) and (not metrics or r.row.metric in metrics)
-        and not (r.stage == "evaluate" and r.row.budget == 0 and r.row.threat != "clean")
+        # an attack at budget 0 repeats the clean row; an uncertainty set's rows are budget-free
+        and not (r.stage == "evaluate" and r.row.budget == 0 and r.row.threat != "clean"
+                 and not r.row.threat.startswith("uncertainty"))
     ]  # fmt: skip
     bounds = dict(score_bounds or {})
     if normalize == "minmax":

@@ -75,7 +75,7 @@ STAGES: dict[str, Stage] = {
         "train", "robustrl.agents.train:TrainConfig", "robustrl.jobs:train", ("out",), _RUN, _RUN, "",
     ),
     "evaluate": Stage(
-        "evaluate", "robustrl.evaluate.config:EvaluateConfig", "robustrl.evaluate:evaluate", ("policy", "out"), _EVAL,
+        "evaluate", "robustrl.evaluate.config:EvaluateConfig", "robustrl.jobs:evaluate", ("policy", "out"), _EVAL,
         ("out", "progress"), "result.json",
     ),
     "certify": Stage(

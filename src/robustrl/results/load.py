@@ -11,12 +11,15 @@ from robustrl.results.base import Result, ResultFileError
 from robustrl.results.certificate import Certificate
 from robustrl.results.dynamics import DynamicsResult
 from robustrl.results.evaluation import EvaluationResult
+from robustrl.results.offline import DatasetSummary, OfflineTrainResult
 from robustrl.results.train import TrainResult
+from robustrl.results.uncertainty import UncertaintyResult
 
 __all__ = ["RESULT_TYPES", "load_result"]
 
 RESULT_TYPES: dict[str, type[Result]] = {
-    cls.kind: cls for cls in (EvaluationResult, DynamicsResult, Certificate, TrainResult)
+    cls.kind: cls for cls in (EvaluationResult, DynamicsResult, Certificate, TrainResult, OfflineTrainResult,
+                              DatasetSummary, UncertaintyResult)
 }
 """Every result kind robustrl writes, by the ``"kind"`` of its files."""
 

@@ -1,0 +1,236 @@
+"""``train_offline(cfg) -> OfflineTrainResult``: the entry point of offline training (``robustrl train-offline``).
+
+A run is an :class:`OfflineTrainConfig` (dataset, learner, budget, evaluation) plus the learner's own frozen
+config: the algorithm's defaults (RIQL: the paper's per-env σ, α, K for the dataset's corruption, read from the
+dataset's stored corruption config), then ``--set key=value`` overrides. The policy is evaluated every
+``eval_every`` updates in the real env through :func:`robustrl.rollout.rollout`; the normalised score uses the
+dataset's own reference returns (random = 0, expert = 100).
+
+Run folder (``out``), every file written atomically: ``config.json`` (before training), ``policy.zip`` (loads
+with :func:`robustrl.load_policy`, critics included), ``eval.json`` and ``checkpoint.pt`` (learner state) at
+every evaluation, ``result.json`` last (:class:`~robustrl.results.OfflineTrainResult`). An existing run folder
+is refused unless ``overwrite`` (see :mod:`robustrl.agents.run_folder`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import torch
+from tqdm.auto import tqdm
+
+from robustrl.agents.common import learner_state
+from robustrl.agents.run_folder import new_run_id, prepare_run_dir, save_checkpoint
+from robustrl.common.config import apply_overrides, config_to_dict
+from robustrl.common.io import write_json
+from robustrl.common.limits import check_count
+from robustrl.common.provenance import provenance
+from robustrl.common.seeding import check_seed, derive_seed
+from robustrl.envs import make_env
+from robustrl.offline.base import OfflineBuffer
+from robustrl.offline.bc import BC, BCConfig
+from robustrl.offline.cql import CQL, CQLConfig
+from robustrl.offline.data import OfflineDataset, load_dataset
+from robustrl.offline.iql import IQL, IQLConfig, riql_preset
+from robustrl.offline.td3bc import TD3BC, TD3BCConfig
+from robustrl.offline.weighting import return_weights
+from robustrl.policies.features import flat_dim
+from robustrl.results.offline import OfflineEvalRecord, OfflineTrainResult
+from robustrl.rollout import rollout
+
+logger = logging.getLogger(__name__)
+
+OfflineAlgo = Literal["bc", "iql", "riql", "cql", "td3bc"]
+OFFLINE_ALGORITHMS: dict[str, tuple[type[Any], type[Any]]] = {
+    "bc": (BC, BCConfig), "iql": (IQL, IQLConfig), "riql": (IQL, IQLConfig), "cql": (CQL, CQLConfig),
+    "td3bc": (TD3BC, TD3BCConfig),
+}  # fmt: skip
+"""Learner class and config class by algorithm name (RIQL is IQL with RIQL's config)."""
+
+__all__ = ["OFFLINE_ALGORITHMS", "OfflineTrainConfig", "resolve_offline_config", "train_offline"]
+
+
+@dataclass(frozen=True)
+class OfflineTrainConfig:
+    """One offline training run: dataset, learner, budget, evaluation, outputs."""
+
+    algo: OfflineAlgo = "iql"
+    """Offline learner: bc, iql, riql (IQL + obs normalisation + Huber Q loss + quantile V target), cql, td3bc."""
+    dataset: str = ""
+    """Minari dataset id (NAMESPACE/NAME-vN, under MINARI_DATASETS_PATH or --root) or a .npz/.h5 transition file."""
+    root: Path | None = None
+    """Minari datasets folder (default: MINARI_DATASETS_PATH, else ~/.minari/datasets)."""
+    env: str = ""
+    """Environment to evaluate in (default: the dataset's own env id)."""
+    updates: int = 100_000
+    """Gradient updates to train for."""
+    eval_every: int = 10_000
+    """Updates between evaluations (0: evaluate only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (deterministic policy, in the real env)."""
+    seed: int = 0
+    """Seeds the networks, the minibatches and the evaluation."""
+    set: tuple[str, ...] = ()
+    """Overrides of the learner config (IQLConfig/CQLConfig/TD3BCConfig/BCConfig fields) as key=value."""
+    reweight: Literal["none", "return"] = "none"
+    """Trajectory reweighting for mixed datasets: none (uniform transitions) or return (episodes sampled by return)."""
+    reweight_temperature: float = 0.1
+    """Temperature of return reweighting, in units of the dataset's return range (small: only the best episodes)."""
+    out: Path | None = None
+    """Run folder for config.json, policy.zip, eval.json, checkpoint.pt, result.json (None: write nothing)."""
+    overwrite: bool = False
+    """Replace the run already in OUT (its files are removed first; other files are never touched)."""
+    progress: bool = False
+    """Show a progress bar."""
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first bad field."""
+        if self.algo not in OFFLINE_ALGORITHMS:
+            raise ValueError(f"unknown offline algo {self.algo!r}; choose from {sorted(OFFLINE_ALGORITHMS)}")
+        if not self.dataset:
+            raise ValueError("pass --dataset: a Minari dataset id or a .npz/.h5 transition file")
+        check_seed(self.seed)
+        check_count(self.updates, "updates")
+        check_count(self.eval_episodes, "eval_episodes")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be ≥ 0, got {self.eval_every}")
+        if self.reweight not in ("none", "return"):
+            raise ValueError(f"reweight must be none or return, got {self.reweight!r}")
+        if not (math.isfinite(self.reweight_temperature) and self.reweight_temperature > 0):
+            raise ValueError(f"reweight_temperature must be > 0, got {self.reweight_temperature}")
+        if self.overwrite and self.out is None:
+            raise ValueError("--overwrite needs a run folder: pass --out")
+
+
+def corruption_of(data: OfflineDataset) -> tuple[str, float, dict[str, Any]]:
+    """``("clean", 0, {})`` or ``("MODE:ELEMENT", ε, config)`` from the dataset's stored corruption config."""
+    cfg = data.meta.get("corruption")
+    if not isinstance(cfg, dict):
+        return "clean", 0.0, {}
+    return f"{cfg.get('mode')}:{cfg.get('element')}", float(cfg.get("scale", 0.0)), cfg
+
+
+def resolve_offline_config(cfg: OfflineTrainConfig, data: OfflineDataset, env_id: str) -> Any:
+    """The learner config: the algorithm's defaults (RIQL: its per-env preset), then ``--set`` overrides."""
+    _, cfg_cls = OFFLINE_ALGORITHMS[cfg.algo]
+    if cfg.algo == "riql":
+        _, _, corruption = corruption_of(data)
+        base = riql_preset(env_id, corruption.get("mode"), corruption.get("element"))
+    else:
+        base = cfg_cls()
+    algo_cfg = apply_overrides(base, cfg.set)
+    algo_cfg.validate()
+    return algo_cfg
+
+
+def _evaluate(policy: Any, env: Any, episodes: int, seed: int) -> torch.Tensor:
+    policy.eval()
+    with torch.no_grad():
+        returns = rollout(policy, env, episodes, seed=seed).returns
+    policy.train()
+    return returns
+
+
+def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
+    """Train an offline learner on a dataset and return the policy with its evaluation history.
+
+    Raises:
+        ValueError: a bad config, an unreadable dataset, Discrete actions, or a dataset that does not fit the env.
+    """
+    cfg.validate()
+    data = load_dataset(cfg.dataset, root=cfg.root)
+    env_id = cfg.env or data.env_id
+    if not env_id:
+        raise ValueError(f"dataset {cfg.dataset!r} names no env: pass --env")
+    algo_cfg = resolve_offline_config(cfg, data, env_id)
+    corruption, scale, _ = corruption_of(data)
+    run_dir = Path(cfg.out) if cfg.out is not None else None
+    meta: dict[str, Any] = {
+        "run_id": new_run_id(), "train_offline": config_to_dict(cfg), "algo": config_to_dict(algo_cfg),
+        "algo_class": type(algo_cfg).__name__, "dataset_meta": data.meta, "provenance": provenance(),
+    }  # fmt: skip
+    if run_dir is not None:
+        prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=False)
+    eval_env = make_env(env_id, min(cfg.eval_episodes, 16), seed=_child(cfg.seed, 11))
+    try:
+        space = eval_env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(f"the offline learners need a Box action space; {env_id} has {space!r}")
+        obs_dim = flat_dim(eval_env.observation_space)
+        if data.observations.shape[1] != obs_dim:
+            raise ValueError(f"dataset observations have {data.observations.shape[1]} dims, {env_id} has {obs_dim}")
+        weights = return_weights(data, cfg.reweight_temperature) if cfg.reweight == "return" else None
+        buffer = OfflineBuffer(data, space, weights)
+        learner = OFFLINE_ALGORITHMS[cfg.algo][0](eval_env.observation_space, space, data, algo_cfg, seed=cfg.seed)
+        if run_dir is not None:
+            write_json(run_dir / "config.json", meta)
+        return _loop(cfg, data, env_id, corruption, scale, learner, buffer, eval_env, run_dir, meta)
+    finally:
+        eval_env.close()
+
+
+def _loop(
+    cfg: OfflineTrainConfig, data: OfflineDataset, env_id: str, corruption: str, scale: float, learner: Any,
+    buffer: OfflineBuffer, eval_env: Any, run_dir: Path | None, meta: dict[str, Any],
+) -> OfflineTrainResult:  # fmt: skip
+    from robustrl.policies import save_policy
+
+    gen = torch.Generator().manual_seed(_child(cfg.seed, 3))
+    algo_cfg = learner.cfg
+    history: list[OfflineEvalRecord] = []
+    eval_time = 0.0
+    start = time.perf_counter()
+    step_eval = cfg.eval_every if cfg.eval_every > 0 else cfg.updates
+    has_refs = data.ref_min_score is not None and data.ref_max_score is not None
+    last: dict[str, Any] = {}
+    with tqdm(total=cfg.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update", disable=not cfg.progress) as bar:
+        while learner.updates < cfg.updates:
+            metrics = learner.update(buffer.sample(algo_cfg.batch_size, gen))
+            bar.update(1)
+            if learner.updates % step_eval == 0 or learner.updates == cfg.updates:
+                last = {k: float(v) for k, v in metrics.items()}
+                t0 = time.perf_counter()
+                learner.sync_policy()
+                returns = _evaluate(learner.policy, eval_env, cfg.eval_episodes, _child(cfg.seed, 1000 + len(history)))
+                eval_time += time.perf_counter() - t0
+                mean = float(returns.mean())
+                rec = OfflineEvalRecord(
+                    step=learner.updates, wall_time=time.perf_counter() - start, mean_return=mean,
+                    std_return=float(returns.std(unbiased=False)),
+                    normalized_score=float(data.normalized_score(mean)) if has_refs else None,
+                )  # fmt: skip
+                history.append(rec)
+                logger.info("update %d: eval return %.1f (score %s)", rec.step, mean, rec.normalized_score)
+                bar.set_postfix(eval=f"{mean:.1f}")
+                if run_dir is not None:
+                    save_policy(learner.policy, run_dir / "policy.zip", env_id=env_id, config=meta)
+                    records = [dataclasses.asdict(r) for r in history]
+                    write_json(run_dir / "eval.json", records)
+                    save_checkpoint(run_dir / "checkpoint.pt", {"run_id": meta["run_id"],
+                                                                "learner": learner_state(learner),
+                                                                "history": records})  # fmt: skip
+    wall = time.perf_counter() - start
+    learner.policy.eval()
+    result = OfflineTrainResult(
+        env_id=env_id, algo=cfg.algo, dataset=cfg.dataset, corruption=corruption, corruption_scale=scale,
+        seed=cfg.seed, updates=learner.updates, wall_time=wall, train_time=wall - eval_time,
+        history=tuple(history), config={k: v for k, v in meta.items() if k not in ("provenance", "run_id")},
+        provenance=meta["provenance"], last_train_metrics=last,
+        run_dir=str(run_dir) if run_dir is not None else None, run_id=meta["run_id"], policy=learner.policy,
+    )  # fmt: skip
+    if run_dir is not None:
+        result.save(run_dir / "result.json")
+    return result
+
+
+def _child(seed: int, key: int) -> int:
+    child = derive_seed(seed, key)
+    assert child is not None
+    return child

@@ -1,0 +1,82 @@
+"""The pinned suite: config checks, dispatch through robustrl.jobs, each attack's curve and the minimum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+from robustrl import cli
+from robustrl.adversarial.learned import AdversaryConfig
+from robustrl.adversarial.sarsa import RobustSarsaConfig
+from robustrl.adversarial.suite import SA_MDP_V1, SUITES, SuiteDefinition, evaluate_suite
+from robustrl.evaluate.config import EvaluateConfig, plan_evaluation
+from robustrl.experiments.stages import STAGES
+from robustrl.jobs import evaluate
+from robustrl.policies import save_policy
+from robustrl.results import load_result
+
+TINY = SuiteDefinition(
+    name="sa-mdp-v1",
+    threats=SA_MDP_V1.threats,
+    learned=(("sa-rl", AdversaryConfig(kind="sa-rl", total_steps=2048)),
+             ("pa-ad", AdversaryConfig(kind="pa-ad", total_steps=2048, pgd_steps=3))),
+    sarsa=RobustSarsaConfig(total_steps=1024, reg_steps=1, attack_steps=3),
+)
+"""The suite's attacks with tiny training budgets (fast; the pinned budgets are SA_MDP_V1's)."""
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"threat": ("mad",)}, "does not combine with --threat"),
+        ({"option": ("steps=3",)}, "does not combine"),
+        ({"threat_budgets": ("pgd=0,1",)}, "does not combine"),
+        ({"suite": "sa-mdp-v9"}, "--suite must be one of"),
+        ({"budgets": (-1.0,)}, "--budgets"),
+    ],
+)
+def test_a_suite_refuses_explicit_threats_and_bad_values(changes: dict, match: str) -> None:
+    cfg = EvaluateConfig("p.zip", "CartPole-v1", **{"suite": "sa-mdp-v1", **changes})
+    with pytest.raises(ValueError, match=match):
+        plan_evaluation(cfg)
+    with pytest.raises(ValueError, match=match):
+        evaluate(cfg)  # before loading anything: p.zip does not exist
+
+
+def test_the_cli_and_the_sweep_run_evaluation_through_the_jobs_layer() -> None:
+    assert cli.COMMANDS["evaluate"].run == "robustrl.jobs:evaluate"
+    assert STAGES["evaluate"].run == "robustrl.jobs:evaluate"
+    assert set(SUITES) == {"sa-mdp-v1"}
+    described = SA_MDP_V1.describe()
+    assert set(described["threats"]) == {"random", "critic", "mad"}
+    assert set(described["learned"]) == {"sa-rl", "pa-ad"} and described["robust_sarsa"] is not None
+
+
+def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, tmp_path: Path) -> None:
+    policy_file = save_policy(cartpole_ppo, tmp_path / "policy.zip", env_id="CartPole-v1")  # type: ignore[arg-type]
+    cfg = EvaluateConfig(str(policy_file), "CartPole-v1", suite="sa-mdp-v1", budgets=(0.0, 0.2), episodes=8,
+                         env_kwargs={"max_episode_steps": 100}, bootstrap_reps=50, out=str(tmp_path / "eval.json"))
+    res = evaluate_suite(cfg, definition=TINY)
+    labels = [c.label for c in res.threats]
+    assert labels == ["random", "critic", "mad", "robust-sarsa", "sa-rl", "pa-ad"]
+    assert all(c.budgets == (0.0, 0.2) and c.threat_model == "obs/linf" for c in res.threats)
+    for c in res.threats:  # budget 0 is the clean run, shared by every attack
+        assert np.array_equal(c.returns[0], res.clean.returns)
+    (strongest,) = res.strongest
+    lowest = min(res.threats, key=lambda c: c.mean[1])
+    assert strongest.mean[1] == lowest.mean[1] and strongest.threat[1] == lowest.label
+    assert res.provenance["suite"]["name"] == "sa-mdp-v1" and res.config["suite"] == "sa-mdp-v1"
+    saved = load_result(tmp_path / "eval.json")
+    assert saved.provenance["suite"] == res.provenance["suite"]
+    files = sorted(p.name for p in (tmp_path / "adversaries").iterdir())
+    assert [f.split("-")[0] for f in files] == ["pa", "robust", "sa"]  # one per learned attack and ε > 0
+    # a second run reuses every trained adversary and, same seed, reproduces every return
+    again = evaluate_suite(cfg, definition=TINY)
+    for c, d in zip(res.threats, again.threats):
+        assert np.array_equal(c.returns, d.returns)
+        assert all(a["reused"] for a in d.options.get("adversaries", []))
+    assert json.loads((tmp_path / "eval.json").read_text())["config"]["threat"] == []
