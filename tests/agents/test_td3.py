@@ -23,7 +23,7 @@ from robustrl.agents.common import learner_state, load_learner_state
 from robustrl.cli import main
 from robustrl.envs import make_env
 from robustrl.policies import DeterministicActorPolicy, load_policy
-from robustrl.policies.networks import make_critics
+from robustrl.policies.actors import make_critics
 
 # ------------------------------------------------------------------------------ pure functions
 

@@ -44,11 +44,11 @@ def test_every_set_is_named_by_env_and_dimension() -> None:
 
 
 def test_mujoco_sets_name_real_parameters() -> None:
-    from robustrl.envs.adapter import _mujoco_param_defaults
+    from robustrl.envs.physical import mujoco_param_defaults
 
     for name in ("hopper-3d-v1", "halfcheetah-3d-v1"):
         s = uncertainty_set(name)
-        defaults = _mujoco_param_defaults(s.env_id)
+        defaults = mujoco_param_defaults(s.env_id)
         for a in s.axes:
             assert defaults[a.name] == pytest.approx(a.nominal)
 

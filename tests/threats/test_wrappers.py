@@ -8,7 +8,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from robustrl.policies.networks import ActorCriticPolicy, SquashedGaussianActorPolicy
+from robustrl.policies.actors import SquashedGaussianActorPolicy
+from robustrl.policies.networks import ActorCriticPolicy
 from robustrl.threats import ActionThreatWrapper, ObservationThreatWrapper, make_threat
 
 # (env id, threat, options, victim): every observation and action threat on both envs; "sac" is a victim

@@ -188,6 +188,28 @@ def adversary_key(victim_sha: str, env_id: str, budget: float, normalized: bool,
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def adversary_cache_path(
+    cache_dir: str | Path | None,
+    name: str,
+    victim: Policy,
+    victim_sha: str | None,
+    env_id: str,
+    budget: float,
+    normalized: bool,
+    cfg: Any,
+) -> tuple[Path | None, str | None]:
+    """Where an adversary is cached, and the victim's hash.
+
+    Returns ``(cache_dir/<stem>-<key>.<suffix>, sha)`` for ``name = "<stem>.<suffix>"``, or ``(None, None)``
+    without a cache folder (then nothing is hashed).
+    """
+    if cache_dir is None:
+        return None, None
+    sha = victim_sha or victim_hash(victim)
+    stem, _, suffix = name.rpartition(".")
+    return Path(cache_dir) / f"{stem}-{adversary_key(sha, env_id, budget, normalized, cfg)}.{suffix}", sha
+
+
 class CachedAdversary(NamedTuple):
     """A trained adversary as an attack, where it is stored, and whether it was loaded rather than trained."""
 
@@ -238,18 +260,14 @@ def cached_adversary(
         return LearnedAttack(cfg.kind, adversary, float(budget), cfg.norm, normalized, cfg.search(),
                              cfg.deterministic)
 
-    if cache_dir is None:
-        adv = train_adversary(victim, env_id, budget, cfg, normalized=normalized, device=device,
-                              env_kwargs=env_kwargs, progress=progress)
-        return CachedAdversary(attack(adv), None, False)
-    sha = victim_sha or victim_hash(victim)
-    path = Path(cache_dir) / f"{cfg.kind}-{adversary_key(sha, env_id, budget, normalized, cfg)}.zip"
-    if path.is_file():
+    path, sha = adversary_cache_path(cache_dir, f"{cfg.kind}.zip", victim, victim_sha, env_id, budget, normalized, cfg)
+    if path is not None and path.is_file():
         logger.info("reusing the %s adversary %s", cfg.kind, path)
         return CachedAdversary(attack(load_policy(path, device=device)), path, True)
     adv = train_adversary(victim, env_id, budget, cfg, normalized=normalized, device=device,
                           env_kwargs=env_kwargs, progress=progress)
-    meta = {"victim_sha256": sha, "env": env_id, "budget": float(budget), "normalized": normalized,
-            "adversary": config_to_dict(cfg)}
-    save_policy(adv, path, config=meta)  # type: ignore[arg-type]
+    if path is not None:
+        meta = {"victim_sha256": sha, "env": env_id, "budget": float(budget), "normalized": normalized,
+                "adversary": config_to_dict(cfg)}
+        save_policy(adv, path, config=meta)  # type: ignore[arg-type]
     return CachedAdversary(attack(adv), path, False)

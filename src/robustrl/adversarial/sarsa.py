@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from robustrl.adversarial.learned import CachedAdversary, adversary_key, victim_hash
+from robustrl.adversarial.learned import CachedAdversary, adversary_cache_path
 from robustrl.common.config import config_to_dict
 from robustrl.common.io import atomic_path
 from robustrl.common.limits import check_count
@@ -175,10 +175,8 @@ def cached_sarsa_attack(
     ``torch.load(weights_only=True)``), written atomically.
     """
     cfg.validate()
-    path = None
-    if cache_dir is not None:
-        sha = victim_sha or victim_hash(victim)
-        path = Path(cache_dir) / f"robust-sarsa-{adversary_key(sha, env_id, budget, normalized, cfg)}.pt"
+    path, _ = adversary_cache_path(cache_dir, "robust-sarsa.pt", victim, victim_sha, env_id, budget, normalized, cfg)
+    if path is not None:
         if path.is_file():
             data = torch.load(path, map_location=device, weights_only=True)
             q = SarsaQ(int(data["obs_dim"]), int(data["act_dim"]), bool(data["discrete"]), tuple(data["hidden"]))

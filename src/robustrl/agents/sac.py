@@ -37,8 +37,8 @@ from robustrl.agents.off_policy import OffPolicyConfig, critic_head_spec
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
+from robustrl.policies.actors import SquashedGaussianActorPolicy
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import SquashedGaussianActorPolicy
 from robustrl.rollout import Act, StepContext, start_collect
 
 _LOG2 = math.log(2.0)

@@ -43,8 +43,8 @@ from robustrl.agents.off_policy import OffPolicyConfig, critic_head_spec
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
+from robustrl.policies.actors import DeterministicActorPolicy, unscale_action
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import DeterministicActorPolicy, unscale_action
 from robustrl.rollout import Act, StepContext, start_collect
 
 

@@ -20,7 +20,7 @@ import torch
 
 from robustrl.agents.critics import CriticEnsemble
 from robustrl.offline.data import OfflineDataset
-from robustrl.policies.networks import scale_action
+from robustrl.policies.actors import scale_action
 
 __all__ = ["OfflineBatch", "OfflineBuffer", "OfflineLearnerConfig", "critic_ensemble", "set_obs_normalizer"]
 

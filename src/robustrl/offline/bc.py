@@ -10,7 +10,7 @@ import torch
 from robustrl.agents.common import make_adam, seeded_init
 from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
-from robustrl.policies.networks import DeterministicActorPolicy
+from robustrl.policies.actors import DeterministicActorPolicy
 
 __all__ = ["BC", "BCConfig"]
 

@@ -144,7 +144,7 @@ def _differentiable_action(policy: Any, obs: torch.Tensor) -> torch.Tensor:
     mu = getattr(policy, "mu", None)
     features = getattr(policy, "features", None)
     if mu is not None and features is not None and hasattr(policy, "action_low"):
-        from robustrl.policies.networks import unscale_action
+        from robustrl.policies.actors import unscale_action
 
         if hasattr(policy, "latent_pi"):  # squashed Gaussian: tanh of the mean
             t = torch.tanh(policy.mu(policy.latent_pi(features(obs))))

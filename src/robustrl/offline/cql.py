@@ -21,8 +21,8 @@ from robustrl.agents.sac import sac_actor_loss, sac_temperature_loss, soft_td_ta
 from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, critic_ensemble, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
 from robustrl.offline.losses import cql_penalty
+from robustrl.policies.actors import SquashedGaussianActorPolicy
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import SquashedGaussianActorPolicy
 
 __all__ = ["CQL", "CQLConfig"]
 

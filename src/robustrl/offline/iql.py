@@ -28,8 +28,8 @@ from robustrl.agents.critics import CriticEnsemble
 from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, critic_ensemble, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
 from robustrl.offline.losses import awr_weights, ensemble_quantile, expectile_loss, huber_loss
+from robustrl.policies.actors import DeterministicActorPolicy
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import DeterministicActorPolicy
 
 __all__ = ["IQL", "RIQL_DEFAULT", "RIQL_PRESETS", "IQLConfig", "riql_preset"]
 

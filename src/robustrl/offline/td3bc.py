@@ -18,8 +18,8 @@ from robustrl.agents.td3 import smoothed_target_action, td3_target
 from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, critic_ensemble, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
 from robustrl.offline.losses import td3bc_actor_loss
+from robustrl.policies.actors import DeterministicActorPolicy
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import DeterministicActorPolicy
 
 __all__ = ["TD3BC", "TD3BCConfig"]
 

@@ -14,6 +14,7 @@ Example:
     True
 """
 
+from robustrl.policies.actors import DeterministicActorPolicy, SquashedGaussianActorPolicy
 from robustrl.policies.base import (
     CriticPolicy,
     DistributionPolicy,
@@ -23,14 +24,7 @@ from robustrl.policies.base import (
     policy_device,
 )
 from robustrl.policies.io import PolicyInfo, load_policy, read_policy_info, save_policy
-from robustrl.policies.networks import (
-    POLICY_CLASSES,
-    ActorCriticPolicy,
-    DeterministicActorPolicy,
-    ObsNormalizer,
-    QNetworkPolicy,
-    SquashedGaussianActorPolicy,
-)
+from robustrl.policies.networks import POLICY_CLASSES, ActorCriticPolicy, ObsNormalizer, QNetworkPolicy
 from robustrl.policies.reading import PolicyFileError
 from robustrl.policies.sb3 import SB3Info, load_sb3
 from robustrl.policies.torchscript import (

@@ -270,3 +270,16 @@ class ObservationFeatures(nn.Module):
         """Features ``[N, out_dim]``."""
         x = self.preprocess(obs)
         return self.extractor(x) if self.extractor is not None else x.flatten(1)
+
+
+def check_obs(obs: torch.Tensor, space: gym.Space[Any]) -> None:
+    """Raise a ValueError unless ``obs`` is a batch ``[N, *space.shape]``."""
+    shape = tuple(space.shape or ())
+    if tuple(obs.shape[1:]) != shape:
+        raise ValueError(f"obs has shape {tuple(obs.shape)}; expected [N, {', '.join(map(str, shape))}]")
+
+
+def sample_normal(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``mean + std·ε`` with ``ε ~ N(0, 1)`` drawn from ``generator``."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + std * noise

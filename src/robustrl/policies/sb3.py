@@ -42,13 +42,9 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from robustrl.policies.actors import DeterministicActorPolicy, SquashedGaussianActorPolicy
 from robustrl.policies.features import FeaturesExtractor, is_channels_last_image, is_image_space
-from robustrl.policies.networks import (
-    ActorCriticPolicy,
-    DeterministicActorPolicy,
-    QNetworkPolicy,
-    SquashedGaussianActorPolicy,
-)
+from robustrl.policies.networks import ActorCriticPolicy, QNetworkPolicy
 from robustrl.policies.reading import (
     build_module,
     open_zip,
