@@ -21,6 +21,7 @@ from robustrl.agents.ppo import (
     scale_rewards,
     value_loss,
 )
+from robustrl.agents.recurrent_ppo import RecurrentPPO, make_ppo
 from robustrl.agents.returns import (
     AdvantageEstimate,
     discounted_returns,
@@ -64,6 +65,7 @@ __all__ = [
     "EvalRecord",
     "PPOConfig",
     "PPOLoss",
+    "RecurrentPPO",
     "ReplayBuffer",
     "SACConfig",
     "TD3Config",
@@ -76,6 +78,7 @@ __all__ = [
     "generalized_advantage_estimate",
     "hl_gauss_loss",
     "hl_gauss_target",
+    "make_ppo",
     "next_values_from_rollout",
     "ppo_loss",
     "resolve_algo_config",

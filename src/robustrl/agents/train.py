@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 from robustrl.agents.common import Agent, learner_state, load_learner_state
 from robustrl.agents.dqn import DQN, DQN_PRESETS, DQNConfig
 from robustrl.agents.metrics import MetricLogger
-from robustrl.agents.ppo import PPO, PPO_PRESETS, PPOConfig
+from robustrl.agents.ppo import PPO_PRESETS, PPOConfig
+from robustrl.agents.recurrent_ppo import make_ppo
 from robustrl.agents.run_folder import (
     check_resume_config,
     load_checkpoint,
@@ -65,13 +66,14 @@ logger = logging.getLogger(__name__)
 Algo = Literal["ppo", "dqn", "sac", "td3"]
 AlgoConfig = PPOConfig | DQNConfig | SACConfig | TD3Config
 
-ALGORITHMS: dict[str, tuple[type[Any], type[Any], dict[str, Any]]] = {
-    "ppo": (PPO, PPOConfig, PPO_PRESETS),
+ALGORITHMS: dict[str, tuple[Callable[..., Any], type[Any], dict[str, Any]]] = {
+    "ppo": (make_ppo, PPOConfig, PPO_PRESETS),
     "dqn": (DQN, DQNConfig, DQN_PRESETS),
     "sac": (SAC, SACConfig, SAC_PRESETS),
     "td3": (TD3, TD3Config, TD3_PRESETS),
 }
-"""Learner class, config class and per-env presets by algorithm name."""
+"""Learner constructor ``(env, cfg, *, seed, hooks)``, config class and per-env presets by algorithm name (PPO's
+constructor builds :class:`~robustrl.agents.recurrent_ppo.RecurrentPPO` when ``lstm_size > 0``)."""
 
 _COMMON_FIELDS = ("num_envs", "total_steps")
 

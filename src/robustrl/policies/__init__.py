@@ -23,9 +23,10 @@ from robustrl.policies.base import (
     ValuePolicy,
     policy_device,
 )
-from robustrl.policies.io import PolicyInfo, load_policy, read_policy_info, save_policy
-from robustrl.policies.networks import POLICY_CLASSES, ActorCriticPolicy, ObsNormalizer, QNetworkPolicy
+from robustrl.policies.io import POLICY_CLASSES, PolicyInfo, load_policy, read_policy_info, save_policy
+from robustrl.policies.networks import ActorCriticPolicy, ObsNormalizer, QNetworkPolicy
 from robustrl.policies.reading import PolicyFileError
+from robustrl.policies.recurrent import RecurrentActorCriticPolicy
 from robustrl.policies.sb3 import SB3Info, load_sb3
 from robustrl.policies.torchscript import (
     TorchScriptPolicy,
@@ -47,6 +48,7 @@ __all__ = [
     "PolicyInfo",
     "QNetworkPolicy",
     "QPolicy",
+    "RecurrentActorCriticPolicy",
     "SB3Info",
     "SquashedGaussianActorPolicy",
     "TorchScriptPolicy",

@@ -30,7 +30,7 @@ from torch import nn
 from robustrl.common.io import _finite, _json_default, atomic_path
 from robustrl.common.provenance import provenance
 from robustrl.policies.base import Policy
-from robustrl.policies.networks import POLICY_CLASSES
+from robustrl.policies.networks import POLICY_CLASSES as _FEEDFORWARD
 from robustrl.policies.reading import (
     build_module,
     open_zip,
@@ -38,12 +38,19 @@ from robustrl.policies.reading import (
     read_json_member,
     read_weights,
 )
+from robustrl.policies.recurrent import RecurrentActorCriticPolicy
 from robustrl.policies.sb3 import load_sb3_zip, read_sb3_info
 from robustrl.policies.spaces import space_from_json, space_to_json
 from robustrl.policies.torchscript import load_torchscript, read_torchscript_meta
 from robustrl.results.runs import check_finished_run, is_run_folder
 
 logger = logging.getLogger(__name__)
+
+POLICY_CLASSES: dict[str, type[nn.Module]] = {
+    **_FEEDFORWARD,
+    RecurrentActorCriticPolicy.kind: RecurrentActorCriticPolicy,
+}
+"""Policy module classes by their ``kind``, used to rebuild a saved policy (the feed-forward ones and the LSTM one)."""
 
 FORMAT_NAME = "robustrl-policy"
 FORMAT_VERSION = 1
@@ -85,7 +92,7 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], *, env_id: str | N
     """Save a policy module in our single-file format (atomically).
 
     Args:
-        policy: one of the modules of :data:`robustrl.policies.networks.POLICY_CLASSES`
+        policy: one of the modules of :data:`POLICY_CLASSES`
             (it has ``kind`` and ``spec()``).
         path: the file to write (parent folders are created).
         env_id: the environment id the policy acts in (stored so ``load_policy`` and the CLI know it).

@@ -189,7 +189,12 @@ class ActorCriticPolicy(nn.Module):
     ) -> torch.Tensor:
         """Greedy (mode) or sampled actions; Box actions are clipped to the action space."""
         check_obs(obs, self.observation_space)
-        params = self.action_params(obs)
+        return self.actions_from_params(self.action_params(obs), deterministic=deterministic, generator=generator)
+
+    def actions_from_params(
+        self, params: torch.Tensor, *, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Greedy or sampled actions from :meth:`action_params` output; Box actions clipped to the space."""
         if self.discrete:
             return params.argmax(-1) if deterministic else sample_categorical(params, generator)
         assert self.log_std is not None

@@ -9,6 +9,9 @@ The loop steps all copies at once. On CUDA it never synchronises host and device
 are transformed and stored densely at every step. On CPU (where a check is free) the transform of final
 observations runs only at steps where some episode ended.
 
+A recurrent policy (one with ``start_episodes``) is told each step's episode starts before the observation is
+transformed or acted on, so its carried state restarts with every episode.
+
 Collection continues across calls: :func:`start_collect` resets the env once, and each
 :class:`Trajectory` carries the :class:`CollectState` to pass to the next :func:`collect`.
 """
@@ -126,6 +129,12 @@ def start_collect(
     )
 
 
+def episode_starts_hook(policy: object) -> Callable[[torch.Tensor], None] | None:
+    """A recurrent policy's ``start_episodes(mask [N])`` (resets its carried state), or None for other policies."""
+    hook = getattr(policy, "start_episodes", None)
+    return hook if callable(hook) else None
+
+
 def _default_act(policy: Policy, deterministic: bool) -> ActFn:
     def act(seen: torch.Tensor, ctx: StepContext) -> Act:
         return Act(policy.act(seen, deterministic=deterministic, generator=ctx.generator))
@@ -188,6 +197,9 @@ def collect(
     def context(step_: torch.Tensor, start_: torch.Tensor) -> StepContext:
         return StepContext(policy=policy, step=step_, episode_start=start_, generator=gen)
 
+    starts = episode_starts_hook(policy)
+    if starts is not None:
+        starts(start)
     ctx = context(step, start)
     seen = state.seen if state.seen is not None else (obs_transform(clean, ctx) if obs_transform else clean)
     obs_shape = tuple(clean.shape[1:])
@@ -227,6 +239,8 @@ def collect(
             step = torch.where(done, 0, step + 1)
         start = done
         clean = obs.float()
+        if starts is not None:
+            starts(start)
         ctx = context(step, start)
         seen = obs_transform(clean, ctx) if obs_transform is not None else clean
     return Trajectory(

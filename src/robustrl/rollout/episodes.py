@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from robustrl.common.seeding import derive_seed, torch_generator
 from robustrl.envs.base import VecEnv
 from robustrl.policies.base import Policy
+from robustrl.rollout.collect import episode_starts_hook
 from robustrl.rollout.context import ActionTransform, ObsTransform, StepContext
 
 
@@ -100,8 +101,11 @@ def rollout(
     check_every = 1 if device.type == "cpu" else 16
     bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
 
+    starts = episode_starts_hook(policy)
     with contextlib.closing(bar):
         for t in range(step_limit):
+            if starts is not None:
+                starts(episode_start)
             ctx = StepContext(
                 policy=policy,
                 step=ep_len,

@@ -79,8 +79,13 @@ def _half_range(policy: Policy, like: torch.Tensor) -> torch.Tensor:
 
 
 def continuous_action(policy: Policy, obs: torch.Tensor) -> torch.Tensor:
-    """The deterministic action ``[N, act_dim]`` (flattened), differentiable in ``obs``."""
-    return policy.act(obs, deterministic=True).flatten(1).to(obs.dtype)
+    """The deterministic action ``[N, act_dim]`` (flattened), differentiable in ``obs``.
+
+    A recurrent policy's ``peek_action`` is used where it has one, so the attack leaves its carried state alone.
+    """
+    peek = getattr(policy, "peek_action", None)
+    action = peek(obs) if callable(peek) else policy.act(obs, deterministic=True)
+    return action.flatten(1).to(obs.dtype)
 
 
 def _policy_dist(policy: Policy) -> Callable[[torch.Tensor], torch.distributions.Distribution] | None:

@@ -1,0 +1,145 @@
+"""Recurrent PPO: :class:`~robustrl.agents.ppo.PPO` with LSTM actor and critic (``PPOConfig.lstm_size > 0``).
+
+Collection goes through the shared :func:`~robustrl.rollout.collect`, which tells the policy each step's episode
+starts; the learner keeps the hidden state of its training copies between rollouts (an evaluation in between
+uses the policy with its own copies) and records the state each rollout starts from. The update replays whole
+rollouts from that state: each minibatch is a group of env copies, ``T = num_steps`` steps each, back-propagated
+through time with the state zeroed at episode starts. Values for GAE come from the same replay, so the
+advantages and the losses see one critic. A rollout's last observation and the final observations of truncated
+episodes are valued from the state the critic had reached.
+
+:func:`make_ppo` builds the right learner from a :class:`~robustrl.agents.ppo.PPOConfig`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustrl.agents.common import Metrics
+from robustrl.agents.ppo import PPO, PPOConfig, Rollout, ppo_loss
+from robustrl.agents.returns import generalized_advantage_estimate, next_values_from_rollout
+from robustrl.defenses.base import NO_HOOKS, TrainingHooks
+from robustrl.envs.base import VecEnv
+from robustrl.policies.recurrent import RecurrentActorCriticPolicy
+from robustrl.rollout import Act, StepContext
+
+
+class RecurrentPPO(PPO):
+    """PPO whose actor and critic each read observations through an LSTM of width ``cfg.lstm_size``."""
+
+    policy: RecurrentActorCriticPolicy
+
+    def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
+        if cfg.lstm_size < 1:
+            raise ValueError("RecurrentPPO needs PPOConfig.lstm_size ≥ 1 (use PPO for feed-forward policies)")
+        if hooks.regularizers or (hooks.obs_transform is not None and hooks.clean_critic):
+            raise ValueError(
+                "recurrent PPO (lstm_size > 0) does not take regularizer defenses or an asymmetric clean critic yet"
+            )
+        super().__init__(env, cfg, seed=seed, hooks=hooks)
+        self.hidden = self.policy.initial_state(env.num_envs)
+        self.rollout_hidden = self.hidden.clone()
+
+    def _make_policy(self, env: VecEnv, cfg: PPOConfig) -> RecurrentActorCriticPolicy:
+        return RecurrentActorCriticPolicy(
+            env.observation_space,
+            env.action_space,
+            lstm_size=cfg.lstm_size,
+            pi_hidden=cfg.hidden,
+            vf_hidden=cfg.hidden,
+            activation=cfg.activation,
+            normalize_obs=cfg.normalize_obs,
+            obs_norm_clip=cfg.obs_norm_clip,
+            log_std_init=cfg.log_std_init,
+        )
+
+    def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
+        action, logp = self._sample_params(self.policy.step(x))  # advances the carried state
+        return Act(action, self._env_action(action), {"log_prob": logp})
+
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        """A rollout from the training copies' own hidden state; records its start state and episode starts."""
+        first = self._state.episode_start.clone()
+        self.rollout_hidden = self.hidden.clone()
+        self.policy.recurrent_state = self.hidden
+        roll = super().collect()
+        state = self.policy.recurrent_state
+        assert state is not None
+        self.hidden = state
+        traj = roll.trajectory
+        starts = torch.cat([first.unsqueeze(0), traj.done[:-1]])
+        return roll._replace(trajectory=traj._replace(extras={**traj.extras, "episode_start": starts}))
+
+    @torch.no_grad()
+    def advantages(self, roll: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """GAE advantages, λ-returns and values ``[T, N]`` from a replay of the rollout under the current critic."""
+        cfg, policy, traj = self.cfg, self.policy, roll.trajectory
+        _, values, states = policy.sequence(roll.critic_obs, traj.extras["episode_start"], self.rollout_hidden)
+        after_last = states[-1] * (~traj.done[-1]).to(states.dtype).view(1, -1, 1)
+        last_value = policy.value_with(roll.last_critic_obs, after_last)
+        final_values = torch.zeros_like(values)
+        idx = traj.truncated.nonzero()
+        if idx.numel():
+            before = states[idx[:, 0], :, idx[:, 1]].transpose(0, 1)  # [4, K, H]: the state that saw obs_t
+            final_values[idx[:, 0], idx[:, 1]] = policy.value_with(roll.final_critic_obs[idx[:, 0], idx[:, 1]], before)
+        next_values = next_values_from_rollout(values, last_value, traj.done, final_values)
+        est = generalized_advantage_estimate(
+            traj.rewards, values, next_values, traj.terminated, traj.truncated, cfg.gamma, cfg.gae_lambda
+        )
+        return est.advantages, est.returns, values
+
+    def update(self, roll: Rollout) -> Metrics:
+        """PPO epochs over one rollout, minibatches of whole env copies replayed through time."""
+        cfg, policy = self.cfg, self.policy
+        advantages, returns, values = self.advantages(roll)
+        traj = roll.trajectory
+        starts = traj.extras["episode_start"]
+        old_logp = traj.extras["log_prob"]
+        lr, clip = self._schedules()
+        n = traj.rewards.shape[1]
+        group = n // cfg.num_minibatches
+        params = list(policy.parameters())
+        terms: list[torch.Tensor] = []
+        stop = False
+        for _ in range(cfg.num_epochs):
+            perm = torch.randperm(n, generator=self._shuffle_gen, device=self.device)
+            for k in range(cfg.num_minibatches):
+                envs = perm[k * group : (k + 1) * group]
+                act_params, v, _ = policy.sequence(traj.obs[:, envs], starts[:, envs], self.rollout_hidden[:, envs])
+                act = traj.actions[:, envs].flatten(0, 1)
+                a = advantages[:, envs].flatten()
+                if cfg.normalize_advantage and a.numel() > 1:
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                logp, entropy = self._log_prob_entropy_params(act_params.flatten(0, 1), act)
+                loss = ppo_loss(
+                    logp, old_logp[:, envs].flatten(), a, v.flatten(), returns[:, envs].flatten(),
+                    values[:, envs].flatten(), entropy,
+                    clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                )  # fmt: skip
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.total.backward()
+                if cfg.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                self.optimizer.step()
+                self.updates += 1
+                terms.append(torch.stack([*loss[1:], loss.total]).detach())
+                if cfg.target_kl is not None and float(loss.approx_kl) > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        if policy.obs_norm is not None:
+            policy.obs_norm.update(traj.obs.flatten(0, 1))
+        return self._metrics(terms, [], returns.flatten(), values.flatten(), lr, clip, traj)
+
+
+def make_ppo(env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> PPO:
+    """:class:`RecurrentPPO` when ``cfg.lstm_size > 0``, else :class:`~robustrl.agents.ppo.PPO`."""
+    if cfg.lstm_size > 0:
+        return RecurrentPPO(env, cfg, seed=seed, hooks=hooks)
+    return PPO(env, cfg, seed=seed, hooks=hooks)
+
+
+__all__ = ["RecurrentPPO", "make_ppo"]
