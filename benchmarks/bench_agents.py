@@ -7,6 +7,9 @@ Tasks (threshold on the mean return of a deterministic evaluation):
 * ``dqn``: CartPole-v1, 475 — robustrl DQN preset (HL-Gauss head) vs SB3 DQN (zoo: lr 2.3e-3, batch 64,
   buffer 1e5, learning_starts 1000, gamma 0.99, target_update_interval 10, train_freq 256,
   gradient_steps 128, exploration_fraction 0.16, final eps 0.04, net [256, 256], 5e4 steps).
+* ``ppo-hopper``: Hopper-v5, 2410 (RL-Zoo's 1M return) — robustrl's MuJoCo PPO preset vs SB3 PPO with RL-Zoo's
+  Hopper setting (VecNormalize obs + reward, n_envs 1, n_steps 2048, batch 64, 10 epochs, lr 3e-4, 1e6 steps);
+  SB3 is evaluated on raw observations through its VecNormalize statistics.
 * ``sac``: Pendulum-v1, −200 — robustrl SAC preset vs SB3 SAC (zoo: lr 1e-3, SB3 defaults otherwise,
   2e4 steps).
 
@@ -83,6 +86,20 @@ TASKS: dict[str, dict[str, Any]] = {
                        "policy_kwargs": {"net_arch": [256, 256]}},
         },
     },
+    "ppo-hopper": {
+        "algo": "ppo",
+        "env": "Hopper-v5",
+        "threshold": 2410.0,
+        "eval_every": 50_000,
+        "sb3": {
+            "algo": "PPO",
+            "n_envs": 1,
+            "n_timesteps": 1_000_000,
+            "normalize": True,
+            "kwargs": {"n_steps": 2048, "batch_size": 64, "n_epochs": 10, "learning_rate": 3e-4, "gamma": 0.99,
+                       "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.0},
+        },
+    },
     "sac": {
         "env": "Pendulum-v1",
         "threshold": -200.0,
@@ -95,13 +112,17 @@ TASKS: dict[str, dict[str, Any]] = {
 class SB3Actor:
     """Batched ``act`` over an SB3 model's ``predict`` so robustrl's rollout engine can evaluate it."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, vec_normalize: Any = None) -> None:
         self.model = model
+        self.vec_normalize = vec_normalize
         self.observation_space = model.observation_space
         self.action_space = model.action_space
 
     def act(self, obs: torch.Tensor, *, deterministic: bool = True, generator: Any = None) -> torch.Tensor:
-        action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
+        x = obs.cpu().numpy()
+        if self.vec_normalize is not None:  # the statistics the model trains under, not updated here
+            x = self.vec_normalize.normalize_obs(x)
+        action, _ = self.model.predict(x, deterministic=True)
         t = torch.as_tensor(action)
         return t.long() if not t.is_floating_point() else t.float()
 
@@ -124,6 +145,11 @@ def run_sb3(task: dict[str, Any], seed: int, eval_episodes: int, budget_s: float
 
     spec = task["sb3"]
     venv = make_vec_env(task["env"], n_envs=spec["n_envs"], seed=seed)
+    norm = None
+    if spec.get("normalize"):
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = norm = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=spec["kwargs"]["gamma"])
     model = getattr(sb3, spec["algo"])("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
                                         **_sb3_kwargs(spec["kwargs"]))
     eval_env = make_env(task["env"], eval_episodes, seed=10_000 + seed)
@@ -142,7 +168,7 @@ def run_sb3(task: dict[str, Any], seed: int, eval_episodes: int, budget_s: float
                 while self.next_eval <= self.num_timesteps:
                     self.next_eval += task["eval_every"]
                 k = len(record["evals"])
-                ret = float(rollout(SB3Actor(self.model), eval_env, eval_episodes, seed=1000 + k).returns.mean())
+                ret = float(rollout(SB3Actor(self.model, norm), eval_env, eval_episodes, seed=1000 + k).returns.mean())
                 record["evals"].append({"step": self.num_timesteps, "train_time": train_time, "return": ret})
                 self.eval_time += time.perf_counter() - now
                 if ret >= task["threshold"]:
@@ -163,7 +189,7 @@ def run_sb3(task: dict[str, Any], seed: int, eval_episodes: int, budget_s: float
 
 def run_robustrl(name: str, task: dict[str, Any], seed: int, eval_episodes: int) -> dict[str, Any]:
     """Train robustrl's preset until the threshold or its step budget."""
-    cfg = TrainConfig(algo=name, env=task["env"], seed=seed, eval_every=task["eval_every"],  # type: ignore[arg-type]
+    cfg = TrainConfig(algo=task.get("algo", name), env=task["env"], seed=seed, eval_every=task["eval_every"],  # type: ignore[arg-type]
                       eval_episodes=eval_episodes, stop_at_return=task["threshold"])
     res = train(cfg)
     record: dict[str, Any] = {
@@ -299,7 +325,8 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="ppo,dqn,sac",
-                        help="comma-separated subset of ppo,dqn,sac,sac-updates,td3-updates,ppo-hopper-steps")
+                        help="comma-separated subset of ppo,dqn,sac,ppo-hopper,sac-updates,td3-updates,"
+                             "ppo-hopper-steps")
     parser.add_argument("--ppo-steps", type=int, default=40_960, help="env steps per side (ppo-hopper-steps)")
     parser.add_argument("--update-steps", type=int, default=300, help="updates per timed block (update rows)")
     parser.add_argument("--update-reps", type=int, default=5, help="timed blocks per side (update rows)")
@@ -336,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"updates/s: {row['speedup_updates_per_s']:.2f}x", file=sys.stderr, flush=True)
             continue
         task = TASKS[name]
-        ours_cfg = resolve_algo_config(TrainConfig(algo=name, env=task["env"]))  # type: ignore[arg-type]
+        ours_cfg = resolve_algo_config(TrainConfig(algo=task.get("algo", name), env=task["env"]))  # type: ignore[arg-type]
         ours, peer = [], []
         for seed in range(args.seeds):
             ours.append(run_robustrl(name, task, seed, args.eval_episodes))

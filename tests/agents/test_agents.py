@@ -267,21 +267,21 @@ def test_cli_reports_unknown_set_key(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_train_config_describes_its_env_fixed_or_randomised() -> None:
-    from robustrl.agents.train import _make
+    from robustrl.agents.train import make_run_env
 
     cfg = TrainConfig(env="CartPole-v1", env_params=("length=0.7",), env_randomize=("masspole=0.05:0.2",))
-    env = _make(cfg, 64, 0)
+    env = make_run_env(cfg, 64, 0)
     env.reset(seed=0)
     assert torch.allclose(env.params["length"], torch.tensor(0.7, dtype=env.params["length"].dtype))
     mp = env.params["masspole"]
     assert bool(((mp >= 0.05) & (mp <= 0.2)).all()) and float(mp.std()) > 0.01
-    nominal = _make(cfg, 4, 0, randomize=False)
+    nominal = make_run_env(cfg, 4, 0, randomize=False)
     assert torch.allclose(nominal.params["masspole"], torch.tensor(0.1, dtype=mp.dtype))
     with pytest.raises(ValueError, match="low:high"):
         train(TrainConfig(env_randomize=("length=1:0.5",), total_steps=64))
     with pytest.raises(ValueError, match="name=number"):
         train(TrainConfig(env_params=("length",), total_steps=64))
     with pytest.raises(ValueError, match="both fixed"):
-        _make(TrainConfig(env_params=("length=0.7",), env_randomize=("length=0.5:1",)), 2, 0)
+        make_run_env(TrainConfig(env_params=("length=0.7",), env_randomize=("length=0.5:1",)), 2, 0)
     res = train(replace(cfg, total_steps=512, num_envs=8, eval_episodes=2, set=("num_steps=16",)))
     assert res.steps == 512

@@ -164,3 +164,17 @@ def test_pr_mdp_training_trains_an_action_adversary() -> None:
     assert learner.rounds_done == 2 and learner.adversary.steps >= 4096 and res.steps == 8192
     with pytest.raises(ValueError, match="continuous action space"):
         train(TrainConfig(defense="nr-mdp", total_steps=10))
+
+
+def test_mujoco_rarl_keeps_the_runs_physical_parameters() -> None:
+    cfg = TrainConfig(algo="ppo", env="Hopper-v5", total_steps=4096, num_envs=2, eval_every=0, eval_episodes=2,
+                      defense="rarl", uncertainty_set="hopper-2d-v1", env_params=("torso_mass=5.5",))
+    uset = uncertainty_set("hopper-2d-v1")
+    from robustrl.agents.train import make_run_env, resolve_algo_config
+
+    algo_cfg = resolve_algo_config(cfg)
+    env = make_run_env(cfg, 2, 0)
+    learner = ForceGameLearner(env, algo_cfg, 0, RARLConfig(rounds=2), uset, cfg, lambda n, s: make_run_env(cfg, n, s))
+    for remade in (learner._forced.env, learner._adv_env.env):  # the envs rebuilt with the pushed foot
+        assert remade.disturbance_space is not None
+        torch.testing.assert_close(remade.params["torso_mass"], torch.full((2,), 5.5, dtype=torch.float64))

@@ -89,3 +89,36 @@ def test_return_reweighting_prefers_good_episodes(expert_data: OfflineDataset) -
     buf = OfflineBuffer(expert_data, gym.spaces.Box(-2.0, 2.0, (1,)), w)
     batch = buf.sample(4096, torch.Generator().manual_seed(0))
     assert float(batch.actions.abs().max()) <= 1.0  # actions rescaled to [−1, 1]
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path, expert_file: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    sets = ("hidden=16,16", "batch_size=32")
+    argv = [sys.executable, "-m", "robustrl.cli", "train-offline", "--algo", "td3bc", "--dataset", expert_file,
+            "--updates", "1500", "--eval-every", "100", "--eval-episodes", "2", "--set", *sets, "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "ROBUSTRL_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists():
+        assert proc.poll() is None, f"train-offline exited with {proc.returncode} before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (out / "result.json").exists()
+    cfg = OfflineTrainConfig(algo="td3bc", dataset=expert_file, updates=1500, eval_every=100, eval_episodes=2,
+                             set=sets)
+    with pytest.raises(ValueError, match="train_offline.seed"):
+        train_offline(dataclasses.replace(cfg, out=out, resume=True, seed=3))
+    resumed = train_offline(dataclasses.replace(cfg, out=out, resume=True))
+    whole = train_offline(cfg)
+    assert [(r.step, r.mean_return) for r in resumed.history] == [(r.step, r.mean_return) for r in whole.history]
+    for pa, pb in zip(resumed.policy.state_dict().values(), whole.policy.state_dict().values(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert load_result(out / "result.json").updates == 1500

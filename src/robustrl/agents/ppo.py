@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import torch
@@ -170,6 +170,12 @@ PPO_PRESETS: dict[str, PPOConfig] = {
     "Ant-v5": ANT_PPO,
 }
 """Tuned settings for known env ids (other ids start from ``PPOConfig()``)."""
+
+
+def policy_kwargs(cfg: PPOConfig) -> dict[str, Any]:
+    """The policy options a PPO config sets (widths, activation, normaliser, initial log σ)."""
+    return {"pi_hidden": cfg.hidden, "vf_hidden": cfg.hidden, "activation": cfg.activation,
+            "normalize_obs": cfg.normalize_obs, "obs_norm_clip": cfg.obs_norm_clip, "log_std_init": cfg.log_std_init}
 
 
 def scale_rewards(
@@ -368,16 +374,7 @@ class PPO:
         self.updates = 0
 
     def _make_policy(self, env: VecEnv, cfg: PPOConfig) -> ActorCriticPolicy:
-        return ActorCriticPolicy(
-            env.observation_space,
-            env.action_space,
-            pi_hidden=cfg.hidden,
-            vf_hidden=cfg.hidden,
-            activation=cfg.activation,
-            normalize_obs=cfg.normalize_obs,
-            obs_norm_clip=cfg.obs_norm_clip,
-            log_std_init=cfg.log_std_init,
-        )
+        return ActorCriticPolicy(env.observation_space, env.action_space, **policy_kwargs(cfg))
 
     @property
     def progress(self) -> float:
@@ -517,14 +514,7 @@ class PPO:
                     reg = regularization(self.hooks.regularizers, policy, Minibatch(o, act), self.progress)
                     reg_terms.append(reg.detach())
                     total = total + reg
-                self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
-                self.optimizer.step()
-                self.updates += 1
-                terms.append(torch.stack([*loss[1:], loss.total]).detach())
-                if cfg.target_kl is not None and float(loss.approx_kl) > 1.5 * cfg.target_kl:
+                if self._gradient_step(total, loss, params, terms):
                     stop = True
                     break
             if stop:
@@ -532,6 +522,20 @@ class PPO:
         if policy.obs_norm is not None:
             policy.obs_norm.update(obs)
         return self._metrics(terms, reg_terms, ret, old_v, lr, clip, traj)
+
+    def _gradient_step(
+        self, total: torch.Tensor, loss: PPOLoss, params: list[nn.Parameter], terms: list[torch.Tensor]
+    ) -> bool:
+        """One optimiser step on ``total``; records the loss terms; True when the KL early stop fires."""
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        self.updates += 1
+        terms.append(torch.stack([*loss[1:], loss.total]).detach())
+        return cfg.target_kl is not None and float(loss.approx_kl) > 1.5 * cfg.target_kl
 
     def _schedules(self) -> tuple[float, float]:
         """This update's learning rate (set on the optimiser) and clip range."""

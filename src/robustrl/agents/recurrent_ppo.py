@@ -14,10 +14,9 @@ episodes are valued from the state the critic had reached.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from robustrl.agents.common import Metrics
-from robustrl.agents.ppo import PPO, PPOConfig, Rollout, ppo_loss
+from robustrl.agents.ppo import PPO, PPOConfig, Rollout, policy_kwargs, ppo_loss
 from robustrl.agents.returns import generalized_advantage_estimate, next_values_from_rollout
 from robustrl.defenses.base import NO_HOOKS, TrainingHooks
 from robustrl.envs.base import VecEnv
@@ -43,15 +42,7 @@ class RecurrentPPO(PPO):
 
     def _make_policy(self, env: VecEnv, cfg: PPOConfig) -> RecurrentActorCriticPolicy:
         return RecurrentActorCriticPolicy(
-            env.observation_space,
-            env.action_space,
-            lstm_size=cfg.lstm_size,
-            pi_hidden=cfg.hidden,
-            vf_hidden=cfg.hidden,
-            activation=cfg.activation,
-            normalize_obs=cfg.normalize_obs,
-            obs_norm_clip=cfg.obs_norm_clip,
-            log_std_init=cfg.log_std_init,
+            env.observation_space, env.action_space, lstm_size=cfg.lstm_size, **policy_kwargs(cfg)
         )
 
     def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
@@ -118,14 +109,7 @@ class RecurrentPPO(PPO):
                     values[:, envs].flatten(), entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )  # fmt: skip
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
-                if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
-                self.optimizer.step()
-                self.updates += 1
-                terms.append(torch.stack([*loss[1:], loss.total]).detach())
-                if cfg.target_kl is not None and float(loss.approx_kl) > 1.5 * cfg.target_kl:
+                if self._gradient_step(loss.total, loss, params, terms):
                     stop = True
                     break
             if stop:

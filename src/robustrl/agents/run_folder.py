@@ -88,8 +88,13 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool, resume: bool) -> bool:
     return False
 
 
-def check_resume_config(run_dir: Path, meta: dict[str, Any]) -> str:
-    """The run id of ``run_dir`` after checking its config equals ``meta`` (the resumed run's).
+def check_resume_config(
+    run_dir: Path, meta: dict[str, Any], sections: tuple[str, ...] = ("train", "algo", "defense")
+) -> str:
+    """The run id of ``run_dir`` after checking its config equals ``meta`` (the resumed run's) in ``sections``.
+
+    The first section is the run's own config, whose output and display options (``out``, ``overwrite``,
+    ``resume``, ``progress``, ``tensorboard``) may differ.
 
     Raises:
         ValueError: naming the fields that differ.
@@ -98,9 +103,9 @@ def check_resume_config(run_dir: Path, meta: dict[str, Any]) -> str:
     if not isinstance(saved, dict) or "run_id" not in saved:
         raise ValueError(f"{str(run_dir / 'config.json')!r} is not a robustrl run config")
     diffs = []
-    for section in ("train", "algo", "defense"):
+    for section in sections:
         old, new = dict(saved.get(section, {})), dict(meta.get(section, {}))
-        if section == "train":
+        if section == sections[0]:
             for key in _RESUME_IGNORED:
                 old.pop(key, None)
                 new.pop(key, None)

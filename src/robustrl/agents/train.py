@@ -77,8 +77,8 @@ constructor builds :class:`~robustrl.agents.recurrent_ppo.RecurrentPPO` when ``l
 
 _COMMON_FIELDS = ("num_envs", "total_steps")
 
-__all__ = ["ALGORITHMS", "EvalRecord", "TrainConfig", "TrainResult", "apply_overrides", "resolve_algo_config",
-           "resolve_defense_config", "train"]
+__all__ = ["ALGORITHMS", "EvalRecord", "TrainConfig", "TrainResult", "apply_overrides", "make_run_env",
+           "resolve_algo_config", "resolve_defense_config", "train"]
 
 
 @dataclass(frozen=True)
@@ -239,8 +239,17 @@ def _child_seed(seed: int, key: int) -> int:
     return child
 
 
-def _make(cfg: TrainConfig, num_envs: int, seed: int | None, *, randomize: bool = True) -> VecEnv:
+def make_run_env(
+    cfg: TrainConfig, num_envs: int, seed: int | None, *, randomize: bool = True, env_id: str | None = None,
+    **extra: Any,
+) -> VecEnv:
+    """The run's env: ``cfg.env`` (or ``env_id``) with its ``--env-params``, ``--env-randomize`` and backend.
+
+    ``randomize=False`` leaves the ranges out (evaluation at the nominal point); ``extra`` goes to
+    :func:`robustrl.make_env` (e.g. ``disturbance_bodies``).
+    """
     kwargs: dict[str, Any] = {} if cfg.backend == "auto" else {"backend": cfg.backend}
+    kwargs.update(extra)
     params = parse_env_params(cfg.env_params)
     if params:
         kwargs["params"] = params
@@ -250,7 +259,7 @@ def _make(cfg: TrainConfig, num_envs: int, seed: int | None, *, randomize: bool 
         if overlap:
             raise ValueError(f"{overlap} are both fixed (--env-params) and randomised (--env-randomize)")
         kwargs["param_sampler"] = UniformParamSampler(ranges)
-    return make_env(cfg.env, num_envs, device=cfg.device, seed=seed, **kwargs)
+    return make_env(env_id or cfg.env, num_envs, device=cfg.device, seed=seed, **kwargs)
 
 
 def _evaluate(
@@ -322,15 +331,15 @@ def train(cfg: TrainConfig, *, make_agent: AgentFactory | None = None) -> TrainR
     parse_param_ranges(cfg.env_randomize)
     eval_n = cfg.eval_episodes if cfg.env in NATIVE_ENVS and cfg.backend != "gymnasium" else min(cfg.eval_episodes, 8)
     with contextlib.ExitStack() as stack:
-        env = _make(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
+        env = make_run_env(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
         stack.callback(env.close)
-        eval_env = _make(cfg, eval_n, _child_seed(cfg.seed, 11), randomize=False)  # evaluate at nominal params
+        eval_env = make_run_env(cfg, eval_n, _child_seed(cfg.seed, 11), randomize=False)  # evaluate at nominal params
         stack.callback(eval_env.close)
         if make_agent is None:
             agent: Agent = agent_cls(env, algo_cfg, seed=cfg.seed, hooks=defense_hooks(defense))  # bad pairs fail here
         else:
             def more_envs(n: int, s: int) -> VecEnv:
-                return stack.enter_context(contextlib.closing(_make(cfg, n, s)))  # type: ignore[type-var]
+                return stack.enter_context(contextlib.closing(make_run_env(cfg, n, s)))  # type: ignore[type-var]
 
             agent = make_agent(env, algo_cfg, cfg.seed, more_envs)
         if checkpoint is not None:

@@ -23,11 +23,10 @@ from typing import Any
 
 from robustrl.agents.common import Metrics
 from robustrl.agents.ppo import PPO, PPO_PRESETS, PPOConfig
-from robustrl.agents.train import TrainConfig
+from robustrl.agents.train import TrainConfig, make_run_env
 from robustrl.agents.train import train as train_run
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.model_error import NRMDPTrainConfig, PRMDPTrainConfig, QARLConfig, RARLConfig, temperature
-from robustrl.envs import make_env as make_any_env
 from robustrl.envs.base import VecEnv
 from robustrl.envs.uncertainty import UncertaintySet
 from robustrl.model_robust.common import expose_state, make_learner, run_set
@@ -84,10 +83,11 @@ class ForceGameLearner:
         else:
             assert uset is not None
             if uset.force.bodies:  # MuJoCo: the force enters through the adapter's named bodies
-                env = make_any_env(env.env_id, env.num_envs, seed=_seed(seed, 32), device=env.device,
-                                   disturbance_bodies=list(uset.force.bodies))
-                adv_base = make_any_env(env.env_id, env.num_envs, seed=_seed(seed, 33), device=env.device,
-                                        disturbance_bodies=list(uset.force.bodies))
+                # remade with the run's own physical parameters (--env-params, --env-randomize) and device
+                bodies = list(uset.force.bodies)
+                env = make_run_env(cfg, env.num_envs, _seed(seed, 32), env_id=env.env_id, disturbance_bodies=bodies)
+                adv_base = make_run_env(cfg, env.num_envs, _seed(seed, 33), env_id=env.env_id,
+                                        disturbance_bodies=bodies)
             else:
                 adv_base = make_env(env.num_envs, _seed(seed, 33))
             self._forced = ForcedEnv(env, None, uset.force, defense.force_scale, seed=_seed(seed, 34))

@@ -26,8 +26,14 @@ import gymnasium as gym
 import torch
 from tqdm.auto import tqdm
 
-from robustrl.agents.common import learner_state
-from robustrl.agents.run_folder import new_run_id, prepare_run_dir, save_checkpoint
+from robustrl.agents.common import learner_state, load_learner_state
+from robustrl.agents.run_folder import (
+    check_resume_config,
+    load_checkpoint,
+    new_run_id,
+    prepare_run_dir,
+    save_checkpoint,
+)
 from robustrl.common.config import apply_overrides, config_to_dict
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
@@ -87,6 +93,8 @@ class OfflineTrainConfig:
     """Run folder for config.json, policy.zip, eval.json, checkpoint.pt, result.json (None: write nothing)."""
     overwrite: bool = False
     """Replace the run already in OUT (its files are removed first; other files are never touched)."""
+    resume: bool = False
+    """Continue the unfinished run in OUT from its last checkpoint (same options; ends as the uninterrupted run)."""
     progress: bool = False
     """Show a progress bar."""
 
@@ -105,8 +113,8 @@ class OfflineTrainConfig:
             raise ValueError(f"reweight must be none or return, got {self.reweight!r}")
         if not (math.isfinite(self.reweight_temperature) and self.reweight_temperature > 0):
             raise ValueError(f"reweight_temperature must be > 0, got {self.reweight_temperature}")
-        if self.overwrite and self.out is None:
-            raise ValueError("--overwrite needs a run folder: pass --out")
+        if (self.overwrite or self.resume) and self.out is None:
+            raise ValueError("--overwrite and --resume need a run folder: pass --out")
 
 
 def corruption_of(data: OfflineDataset) -> tuple[str, float, dict[str, Any]]:
@@ -156,8 +164,10 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
         "run_id": new_run_id(), "train_offline": config_to_dict(cfg), "algo": config_to_dict(algo_cfg),
         "algo_class": type(algo_cfg).__name__, "dataset_meta": data.meta, "provenance": provenance(),
     }  # fmt: skip
-    if run_dir is not None:
-        prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=False)
+    checkpoint = None
+    if run_dir is not None and prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=cfg.resume):
+        meta["run_id"] = check_resume_config(run_dir, meta, sections=("train_offline", "algo"))
+        checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     eval_env = make_env(env_id, min(cfg.eval_episodes, 16), seed=_child(cfg.seed, 11))
     try:
         space = eval_env.action_space
@@ -169,9 +179,9 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
         weights = return_weights(data, cfg.reweight_temperature) if cfg.reweight == "return" else None
         buffer = OfflineBuffer(data, space, weights)
         learner = OFFLINE_ALGORITHMS[cfg.algo][0](eval_env.observation_space, space, data, algo_cfg, seed=cfg.seed)
-        if run_dir is not None:
+        if run_dir is not None and checkpoint is None:
             write_json(run_dir / "config.json", meta)
-        return _loop(cfg, data, env_id, corruption, scale, learner, buffer, eval_env, run_dir, meta)
+        return _loop(cfg, data, env_id, corruption, scale, learner, buffer, eval_env, run_dir, meta, checkpoint)
     finally:
         eval_env.close()
 
@@ -179,18 +189,25 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
 def _loop(
     cfg: OfflineTrainConfig, data: OfflineDataset, env_id: str, corruption: str, scale: float, learner: Any,
     buffer: OfflineBuffer, eval_env: Any, run_dir: Path | None, meta: dict[str, Any],
+    checkpoint: dict[str, Any] | None = None,
 ) -> OfflineTrainResult:  # fmt: skip
     from robustrl.policies import save_policy
 
     gen = torch.Generator().manual_seed(_child(cfg.seed, 3))
     algo_cfg = learner.cfg
     history: list[OfflineEvalRecord] = []
+    if checkpoint is not None:  # continue exactly where the last checkpoint left off
+        load_learner_state(learner, checkpoint["learner"])
+        gen.set_state(checkpoint["sample_generator"])
+        history = [OfflineEvalRecord(**r) for r in checkpoint["history"]]
+        logger.info("resuming %s at update %d", run_dir, learner.updates)
     eval_time = 0.0
     start = time.perf_counter()
     step_eval = cfg.eval_every if cfg.eval_every > 0 else cfg.updates
     has_refs = data.ref_min_score is not None and data.ref_max_score is not None
     last: dict[str, Any] = {}
-    with tqdm(total=cfg.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update", disable=not cfg.progress) as bar:
+    with tqdm(total=cfg.updates, initial=learner.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update",
+              disable=not cfg.progress) as bar:  # fmt: skip
         while learner.updates < cfg.updates:
             metrics = learner.update(buffer.sample(algo_cfg.batch_size, gen))
             bar.update(1)
@@ -215,6 +232,7 @@ def _loop(
                     write_json(run_dir / "eval.json", records)
                     save_checkpoint(run_dir / "checkpoint.pt", {"run_id": meta["run_id"],
                                                                 "learner": learner_state(learner),
+                                                                "sample_generator": gen.get_state(),
                                                                 "history": records})  # fmt: skip
     wall = time.perf_counter() - start
     learner.policy.eval()
