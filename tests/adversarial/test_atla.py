@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import robustrl
 from robustrl.agents.train import TrainConfig
@@ -72,3 +73,38 @@ def test_a_checkpoint_restores_both_learners_exactly() -> None:
         assert a.data.equal(b.data)
     m1, m2 = first.iterate(), second.iterate()  # the counters carry on (the episodes in flight do not)
     assert m1["train/adversary_steps"] == m2["train/adversary_steps"] == 256
+
+
+def test_atla_trains_an_lstm_agent(tmp_path: Path) -> None:
+    from robustrl.policies import RecurrentActorCriticPolicy
+
+    cfg = TrainConfig(defense="atla", defense_set=("eps=0.1", "eps_ramp=0", "adversary_set=num_envs=8"),
+                      total_steps=4096, num_envs=16, eval_every=0, eval_episodes=4, seed=0, out=tmp_path / "run",
+                      set=("lstm_size=8", "num_steps=128"))
+    res = train(cfg)
+    assert res.steps == 4096 and res.last_train_metrics["train/adversary_steps"] > 0
+    loaded = robustrl.load_policy(tmp_path / "run" / "policy.zip")
+    assert isinstance(loaded, RecurrentActorCriticPolicy) and loaded.lstm_size == 8
+
+
+def test_the_adversary_env_restarts_a_recurrent_victims_state_with_each_episode() -> None:
+    from robustrl.adversarial.env import AdversaryEnv
+    from robustrl.policies import RecurrentActorCriticPolicy
+
+    env = robustrl.make_env("CartPole-v1", 4, seed=0)
+    torch.manual_seed(0)
+    victim = RecurrentActorCriticPolicy(env.observation_space, env.action_space, lstm_size=6)
+    adv = AdversaryEnv(env, victim, "sa-rl", 0.1, seed=0)
+    adv.reset(seed=0)
+    assert victim.recurrent_state is not None and not bool(victim.recurrent_state.any())
+    ended = torch.zeros(4, dtype=torch.bool)
+    for _ in range(200):
+        _, _, terminated, truncated, _ = adv.step(torch.zeros(4, 4))
+        done = terminated | truncated
+        state = victim.recurrent_state
+        assert not bool(state[:, done].any())  # copies whose episode just ended start the next one from zero
+        assert bool(state[:, ~done].abs().sum(0).gt(0).all())
+        ended |= done
+        if ended.all():
+            break
+    assert bool(ended.all())

@@ -47,9 +47,11 @@ def test_only_act_advances_the_state_and_episode_starts_zero_their_rows() -> Non
         pi.act(torch.randn(5, 3))
 
 
-def test_replayed_sequences_reproduce_the_collected_log_probabilities() -> None:
+@pytest.mark.parametrize("clean_critic", [False, True])
+def test_replayed_sequences_reproduce_the_collected_log_probabilities(clean_critic: bool) -> None:
     env = make_env("CartPole-v1", 4, seed=0)
-    agent = make_ppo(env, PPOConfig(num_envs=4, num_steps=48, lstm_size=16, num_minibatches=2), seed=0)
+    hooks = TrainingHooks(obs_transform=hide_velocities, clean_critic=clean_critic)
+    agent = make_ppo(env, PPOConfig(num_envs=4, num_steps=48, lstm_size=16, num_minibatches=2), seed=0, hooks=hooks)
     assert isinstance(agent, RecurrentPPO)
     agent.update(agent.collect())  # the next rollout starts mid-episode from a non-zero state
     roll = agent.collect()
@@ -64,6 +66,9 @@ def test_replayed_sequences_reproduce_the_collected_log_probabilities() -> None:
     wrong, _, _ = agent.policy.sequence(traj.obs, torch.zeros_like(starts), agent.rollout_hidden)
     assert not torch.allclose(wrong, params, atol=1e-4)
     _, _, v = agent.advantages(roll)
+    if clean_critic:  # the critic replays the clean observations, the actor the ones it saw
+        assert not torch.equal(roll.critic_obs, traj.obs)
+        _, values, _ = agent.policy.sequence(traj.obs, starts, agent.rollout_hidden, critic_obs=roll.critic_obs)
     torch.testing.assert_close(v, values)
 
 
@@ -71,8 +76,9 @@ def test_recurrent_ppo_refuses_what_it_cannot_do_and_feed_forward_stays_ppo() ->
     env = make_env("CartPole-v1", 4, seed=0)
     with pytest.raises(ValueError, match="num_minibatches=3 must divide num_envs=4"):
         PPOConfig(num_envs=4, lstm_size=8, num_minibatches=3).validate()
-    with pytest.raises(ValueError, match="asymmetric clean critic"):
-        make_ppo(env, PPOConfig(num_envs=4, lstm_size=8), seed=0, hooks=TrainingHooks(obs_transform=hide_velocities))
+    with pytest.raises(ValueError, match="regularizer defenses"):
+        make_ppo(env, PPOConfig(num_envs=4, lstm_size=8), seed=0,
+                 hooks=TrainingHooks(regularizers=(lambda pol, batch, progress: torch.zeros(()),)))
     assert type(make_ppo(env, PPOConfig(num_envs=4), seed=0)) is PPO
 
 

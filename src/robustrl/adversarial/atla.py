@@ -22,6 +22,7 @@ from robustrl.adversarial.env import AdversaryEnv
 from robustrl.adversarial.learned import adversary_ppo
 from robustrl.agents.common import Metrics
 from robustrl.agents.ppo import PPO, PPOConfig
+from robustrl.agents.recurrent_ppo import make_ppo
 from robustrl.agents.train import TrainConfig
 from robustrl.agents.train import train as train_run
 from robustrl.common.config import apply_overrides
@@ -61,7 +62,8 @@ class AlternatingLearner:
         # the agent's training transform; its adversary is set once the adversary (which needs the agent) exists
         self._attack = LearnedAttack(defense.kind, None, defense.eps_at(0.0), defense.norm, normalized, search,
                                      deterministic=False)
-        self.agent = PPO(env, cfg, seed=seed, hooks=TrainingHooks(obs_transform=self._attack, clean_critic=True))
+        # PPO or, with lstm_size > 0, recurrent PPO (ATLA's LSTM agent)
+        self.agent = make_ppo(env, cfg, seed=seed, hooks=TrainingHooks(obs_transform=self._attack, clean_critic=True))
         self.policy: nn.Module = self.agent.policy
         adv_seed = derive_seed(seed, 21)
         assert adv_seed is not None

@@ -17,6 +17,7 @@ import torch
 
 from robustrl.envs.base import ParamValue, StepResult, VecEnv
 from robustrl.policies.base import Policy
+from robustrl.rollout import episode_starts_hook
 from robustrl.threats import projection as P
 from robustrl.threats.learned import LearnedKind, adversary_action_dim, learned_perturbation
 from robustrl.threats.pgd import SearchConfig
@@ -55,6 +56,9 @@ class AdversaryEnv:
         if not isinstance(env.observation_space, gym.spaces.Box):
             raise ValueError(f"a learned adversary needs a Box observation space, got {env.observation_space!r}")
         self.env, self.victim, self.kind, self.budget = env, victim, kind, float(budget)
+        self._victim_starts = episode_starts_hook(victim)
+        self._victim_state: torch.Tensor | None = None
+        """A recurrent victim's state on this env's copies, kept between steps."""
         self.norm, self.normalized, self.search = norm, normalized, search
         self.env_id = env.env_id
         self.num_envs = env.num_envs
@@ -83,6 +87,9 @@ class AdversaryEnv:
         """Reset the victim's env."""
         obs, info = self.env.reset(seed=seed, params=params)
         self._obs = obs
+        if self._victim_starts is not None:  # a recurrent victim starts every copy's episode afresh
+            self._victim_starts(torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device))
+            self._victim_state = self.victim.recurrent_state  # type: ignore[attr-defined]
         return obs, info
 
     def perturb(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -97,11 +104,16 @@ class AdversaryEnv:
             raise RuntimeError("call reset() before step()")
         if disturbance is not None:
             raise ValueError("the adversary's env takes no disturbance")
+        if self._victim_starts is not None:  # this env's copies' state (the victim may have stepped others since)
+            self.victim.recurrent_state = self._victim_state  # type: ignore[attr-defined]
         seen = self.perturb(self._obs, action.reshape(self.num_envs, -1))
         with torch.no_grad():
             victim_action = self.victim.act(seen, deterministic=True)
         obs, reward, terminated, truncated, info = self.env.step(victim_action)
         self._obs = obs
+        if self._victim_starts is not None:
+            self._victim_starts(terminated | truncated)
+            self._victim_state = self.victim.recurrent_state  # type: ignore[attr-defined]
         return obs, -reward, terminated, truncated, info
 
     def close(self) -> None:

@@ -32,10 +32,8 @@ class RecurrentPPO(PPO):
     def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
         if cfg.lstm_size < 1:
             raise ValueError("RecurrentPPO needs PPOConfig.lstm_size ≥ 1 (use PPO for feed-forward policies)")
-        if hooks.regularizers or (hooks.obs_transform is not None and hooks.clean_critic):
-            raise ValueError(
-                "recurrent PPO (lstm_size > 0) does not take regularizer defenses or an asymmetric clean critic yet"
-            )
+        if hooks.regularizers:
+            raise ValueError("recurrent PPO (lstm_size > 0) does not take regularizer defenses (sa-reg) yet")
         super().__init__(env, cfg, seed=seed, hooks=hooks)
         self.hidden = self.policy.initial_state(env.num_envs)
         self.rollout_hidden = self.hidden.clone()
@@ -67,7 +65,9 @@ class RecurrentPPO(PPO):
     def advantages(self, roll: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GAE advantages, λ-returns and values ``[T, N]`` from a replay of the rollout under the current critic."""
         cfg, policy, traj = self.cfg, self.policy, roll.trajectory
-        _, values, states = policy.sequence(roll.critic_obs, traj.extras["episode_start"], self.rollout_hidden)
+        _, values, states = policy.sequence(
+            traj.obs, traj.extras["episode_start"], self.rollout_hidden, critic_obs=_critic_view(roll)
+        )
         after_last = states[-1] * (~traj.done[-1]).to(states.dtype).view(1, -1, 1)
         last_value = policy.value_with(roll.last_critic_obs, after_last)
         final_values = torch.zeros_like(values)
@@ -89,6 +89,7 @@ class RecurrentPPO(PPO):
         starts = traj.extras["episode_start"]
         old_logp = traj.extras["log_prob"]
         lr, clip = self._schedules()
+        critic_obs = _critic_view(roll)
         n = traj.rewards.shape[1]
         group = n // cfg.num_minibatches
         params = list(policy.parameters())
@@ -98,7 +99,10 @@ class RecurrentPPO(PPO):
             perm = torch.randperm(n, generator=self._shuffle_gen, device=self.device)
             for k in range(cfg.num_minibatches):
                 envs = perm[k * group : (k + 1) * group]
-                act_params, v, _ = policy.sequence(traj.obs[:, envs], starts[:, envs], self.rollout_hidden[:, envs])
+                act_params, v, _ = policy.sequence(
+                    traj.obs[:, envs], starts[:, envs], self.rollout_hidden[:, envs],
+                    critic_obs=None if critic_obs is None else critic_obs[:, envs],
+                )
                 act = traj.actions[:, envs].flatten(0, 1)
                 a = advantages[:, envs].flatten()
                 if cfg.normalize_advantage and a.numel() > 1:
@@ -117,6 +121,11 @@ class RecurrentPPO(PPO):
         if policy.obs_norm is not None:
             policy.obs_norm.update(traj.obs.flatten(0, 1))
         return self._metrics(terms, [], returns.flatten(), values.flatten(), lr, clip, traj)
+
+
+def _critic_view(roll: Rollout) -> torch.Tensor | None:
+    """The critic's own observations when they differ from the actor's (an asymmetric clean critic), else None."""
+    return None if roll.critic_obs is roll.trajectory.obs else roll.critic_obs
 
 
 def make_ppo(env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> PPO:

@@ -177,9 +177,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     # --- whole sequences (training) -----------------------------------------------------------------------
 
     def sequence(
-        self, obs: torch.Tensor, episode_start: torch.Tensor, state: torch.Tensor
+        self, obs: torch.Tensor, episode_start: torch.Tensor, state: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run both LSTMs over ``obs [T, N, *obs_shape]`` from ``state [4, N, H]``, zeroing at episode starts.
+
+        ``critic_obs`` (same shape) is what the critic reads instead of ``obs`` (an asymmetric critic that sees
+        the clean observation while the actor sees the perturbed one).
 
         Returns:
             action parameters ``[T, N, A]``, values ``[T, N]`` and the state after each step ``[T, 4, N, H]``;
@@ -187,6 +191,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         """
         t_len, n = episode_start.shape
         x = self.features(obs.flatten(0, 1)).view(t_len, n, -1)
+        xc = x if critic_obs is None else self.features(critic_obs.flatten(0, 1)).view(t_len, n, -1)
         keep = (~episode_start).to(x.dtype).unsqueeze(-1)
         h_a, c_a, h_c, c_c = state.unbind(0)
         outs_a: list[torch.Tensor] = []
@@ -194,7 +199,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         for t in range(t_len):
             k = keep[t]
             h_a, c_a = self.actor_lstm(x[t], (h_a * k, c_a * k))
-            h_c, c_c = self.critic_lstm(x[t], (h_c * k, c_c * k))
+            h_c, c_c = self.critic_lstm(xc[t], (h_c * k, c_c * k))
             outs_a.append(h_a)
             states.append(torch.stack([h_a, c_a, h_c, c_c]))
         stacked = torch.stack(states)

@@ -16,7 +16,7 @@ import sys
 import types
 from typing import Any
 
-from robustrl.rollout.collect import Act, CollectState, Trajectory, collect, start_collect
+from robustrl.rollout.collect import Act, CollectState, Trajectory, collect, episode_starts_hook, start_collect
 from robustrl.rollout.context import ActionTransform, ObsTransform, StepContext
 from robustrl.rollout.episodes import RolloutResult, rollout
 from robustrl.rollout.transformed import TransformedVecEnv
@@ -31,6 +31,7 @@ __all__ = [
     "Trajectory",
     "TransformedVecEnv",
     "collect",
+    "episode_starts_hook",
     "rollout",
     "start_collect",
 ]
