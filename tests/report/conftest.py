@@ -119,3 +119,9 @@ def write_evaluation(
 def make_eval():
     """The :func:`write_evaluation` builder."""
     return write_evaluation
+
+
+@pytest.fixture
+def linear_policy():
+    """:func:`linear_cartpole_policy` (a fixed, good CartPole policy)."""
+    return linear_cartpole_policy()

@@ -253,3 +253,20 @@ def test_report_options_are_checked_before_loading(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=match):
             report([absent], tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_report_shows_uncertainty_set_results(linear_policy, tmp_path):
+    from robustrl.evaluate.config import EvaluateConfig
+    from robustrl.evaluate.uncertainty import evaluate_uncertainty
+
+    cfg = EvaluateConfig(policy="linear", env="CartPole-v1", uncertainty_set="cartpole-2d-v1", grid_points=3,
+                         episodes=2, seed=0)
+    unc = evaluate_uncertainty(cfg, policy=linear_policy)
+    path = unc.save(tmp_path / "unc.json")
+    res = report([path], tmp_path / "out", seed=0)
+    assert "uncertainty" in res.sections and len(res.figures) == 1
+    page = res.index.read_text()
+    assert 'id="uncertainty-table"' in page and "cartpole-2d-v1 (v1)" in page
+    assert f"{unc.worst_case:,.0f}" in page or f"{unc.worst_case:.3g}" in page
+    point = ", ".join(f"{k} = {v:g}" for k, v in unc.worst_point.items())
+    assert point in page and "1 uncertainty set" in page

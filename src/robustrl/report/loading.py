@@ -19,6 +19,7 @@ from typing import Generic, TypeVar, cast
 from robustrl.results import Certificate, DynamicsResult, EvaluationResult, ResultFileError
 from robustrl.results import load_result as _load_any
 from robustrl.results.runs import check_finished_run, is_run_folder
+from robustrl.results.uncertainty import UncertaintyResult
 
 __all__ = [
     "KINDS",
@@ -32,9 +33,9 @@ __all__ = [
     "unique_result_files",
 ]
 
-Reportable = EvaluationResult | DynamicsResult | Certificate
+Reportable = EvaluationResult | DynamicsResult | Certificate | UncertaintyResult
 """The result kinds a report shows."""
-KINDS: tuple[str, ...] = (EvaluationResult.kind, DynamicsResult.kind, Certificate.kind)
+KINDS: tuple[str, ...] = (EvaluationResult.kind, DynamicsResult.kind, Certificate.kind, UncertaintyResult.kind)
 """The result kinds the report reads."""
 
 R = TypeVar("R", bound=Reportable, covariant=True)

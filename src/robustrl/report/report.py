@@ -33,7 +33,9 @@ from robustrl.report.sections import (
     provenance_section,
     shifts_section,
 )
+from robustrl.report.uncertainty import uncertainty_section
 from robustrl.results import Certificate, DynamicsResult, EvaluationResult
+from robustrl.results.uncertainty import UncertaintyResult
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class ReportConfig:
     """Build a self-contained HTML robustness report from evaluation and certificate JSON files."""
 
     results: tuple[Path, ...]
-    """Result JSON files (kinds: evaluation, dynamics, certificate); evaluations of one env id are runs."""
+    """Result JSON files (kinds: evaluation, dynamics, certificate, uncertainty); evaluations of one env id are runs."""
     out: Path = Path("report")
     """Output folder: index.html and figures/ (PNG + SVG) are written there."""
     title: str = "Robustness report"
@@ -130,6 +132,7 @@ def build_page(
     evals = of_kind(records, EvaluationResult)
     certs = of_kind(records, Certificate)
     dynamics = of_kind(records, DynamicsResult)
+    uncertain = of_kind(records, UncertaintyResult)
     by_task: dict[str, list[Eval]] = {}
     for ev in evals:
         by_task.setdefault(ev.result.env_id, []).append(ev)
@@ -151,6 +154,7 @@ def build_page(
     sections.append(attacks_section(shown, sink))
     sections.append(certificates_section(certs, evals, sink))
     sections.append(shifts_section(dynamics, sink))
+    sections.append(uncertainty_section(uncertain, sink))
     sections.append(agg)
     sections.append(numbers_section(shown, pooled_runs))
     sections.append(provenance_section(records))
@@ -159,7 +163,8 @@ def build_page(
 
     counts = ", ".join(
         f"{n} {word}{'s' if n != 1 else ''}"
-        for n, word in ((len(evals), "evaluation"), (len(dynamics), "dynamics grid"), (len(certs), "certificate"))
+        for n, word in ((len(evals), "evaluation"), (len(dynamics), "dynamics grid"), (len(certs), "certificate"),
+                        (len(uncertain), "uncertainty set"))
         if n
     )
     subtitle = (
