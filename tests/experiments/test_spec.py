@@ -214,3 +214,14 @@ def test_bad_sweep_options_fail_before_any_work(tmp_path):
     with pytest.raises(FileNotFoundError):
         run_sweep(SweepConfig(tmp_path / "missing.toml", tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_config_field_added_with_its_default_keeps_existing_cells() -> None:
+    from robustrl.agents import TrainConfig
+    from robustrl.common.config import config_to_dict
+
+    now = config_to_dict(TrainConfig(algo="sac", env="Hopper-v5", total_steps=300_000, eval_every=25_000))
+    before = {k: v for k, v in now.items() if k not in ("uncertainty_set", "env_randomize")}  # an older config
+    assert cell_hash("train", before) == cell_hash("train", now)
+    assert cell_hash("train", now) != cell_hash("train", {**now, "uncertainty_set": "hopper-2d-v1"})
+    assert cell_hash("train", now) != cell_hash("train", {**now, "total_steps": 200_000})

@@ -18,6 +18,7 @@ folder, so its hash changes with the training cell's; a ``[[policy]]`` file ente
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -102,11 +103,31 @@ def cell_hash(stage: str, config: Mapping[str, Any], *, policy_digest: str | Non
     """
     from robustrl import __version__
 
-    body = {k: v for k, v in config.items() if k not in STAGES[stage].unhashed}
+    # fields at their default value are left out, so a field added to a stage's config later (with a default)
+    # keeps the cells of existing studies where they are
+    defaults = _defaults(stage)
+    skip = STAGES[stage].unhashed
+    body = {k: v for k, v in config.items() if k not in skip and (k not in defaults or defaults[k] != v)}
     if policy_digest is not None:
         body["policy"] = f"sha256:{policy_digest}"
     text = json.dumps({"stage": stage, "config": body, "robustrl": __version__}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
+
+
+@functools.cache
+def _defaults(stage: str) -> dict[str, Any]:
+    """The JSON-ready default of every field of ``stage``'s config that has one."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(STAGES[stage].config_class()):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = json.loads(json.dumps(f.default, default=_json_ready))
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = json.loads(json.dumps(f.default_factory(), default=_json_ready))
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    return sorted(value) if isinstance(value, set | frozenset) else str(value)
 
 
 @dataclass(frozen=True)
