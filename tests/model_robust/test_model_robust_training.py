@@ -3,6 +3,7 @@ schedule, IWOCS's search; the uncertainty-set evaluation through ``robustrl eval
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -178,3 +179,33 @@ def test_mujoco_rarl_keeps_the_runs_physical_parameters() -> None:
     for remade in (learner._forced.env, learner._adv_env.env):  # the envs rebuilt with the pushed foot
         assert remade.disturbance_space is not None
         torch.testing.assert_close(remade.params["torso_mass"], torch.full((2,), 5.5, dtype=torch.float64))
+
+
+def test_iwocs_resumes_after_its_last_finished_iteration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(algo="ppo", env="CartPole-v1", total_steps=6144, eval_every=0, eval_episodes=2,
+                      defense="iwocs", uncertainty_set=SET, out=run,
+                      defense_set=("iterations=3", "search=grid", "grid_points=2", "search_episodes=1"))
+    whole = train(cfg)
+    record = json.loads((run / "iwocs.json").read_text())
+    # the folder as it was when the run was killed during iteration 1 (iteration 0 recorded, 1 not)
+    for name in ("result.json", "policy.zip"):
+        (run / name).unlink()
+    shutil.rmtree(run / "policy_2")
+    (run / "policy_1" / "result.json").unlink()
+    (run / "iwocs.json").write_text(json.dumps({**record, "selected": None, "iterations": record["iterations"][:1]}))
+    with pytest.raises(ValueError, match="train.seed"):
+        train(dataclasses.replace(cfg, resume=True, seed=4))
+    with pytest.raises(ValueError, match="already holds an IWOCS run"):
+        train(cfg)
+    resumed = train(dataclasses.replace(cfg, resume=True))
+    again = json.loads((run / "iwocs.json").read_text())
+    assert again["iterations"] == record["iterations"] and again["selected"] == record["selected"]
+    assert resumed.steps == whole.steps == 6144 and (run / "result.json").exists()
+    (run / "thesis.tex").write_text("mine")
+    with pytest.raises(ValueError, match="never deletes"):
+        train(dataclasses.replace(cfg, overwrite=True))
+    (run / "thesis.tex").unlink()
+    assert train(dataclasses.replace(cfg, overwrite=True)).steps == 6144

@@ -10,14 +10,17 @@ box. Each policy starts from the previous one's weights (``warm_start``).
 Which policy acts: the paper's mode switch identifies, online, which of the worst-case models the current
 MDP resembles and acts with that model's policy. robustrl does not implement the online identification; it
 selects, once, the policy of the sequence whose searched worst case is highest (recorded per iteration in
-``iwocs.json``). The run folder holds ``policy_<i>/`` (each a normal run folder), ``iwocs.json`` and, last,
-the selected policy's ``policy.zip`` and ``result.json``.
+``iwocs.json``). The run folder holds ``policy_<i>/`` (each a normal run folder), ``iwocs.json`` (rewritten
+after every iteration: what ``--resume`` continues from) and, last, the selected policy's ``policy.zip`` and
+``result.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,7 +31,8 @@ import torch
 from robustrl.agents.common import Agent
 from robustrl.agents.train import TrainConfig
 from robustrl.agents.train import train as train_run
-from robustrl.common.io import write_json
+from robustrl.common.config import config_to_dict
+from robustrl.common.io import read_json, write_json
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.model_error import IWOCSConfig
 from robustrl.envs import make_env
@@ -126,6 +130,59 @@ def point_returns(
     return res.returns.numpy().reshape(k, episodes).mean(axis=1)
 
 
+_ITERATION = re.compile(r"policy_\d+")
+
+
+def _resumable(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's options that a resumed run must repeat (output and display options may differ)."""
+    return {k: v for k, v in config_to_dict(cfg).items() if k not in ("out", "overwrite", "resume", "progress",
+                                                                       "tensorboard")}
+
+
+def prepare_iwocs_dir(run_dir: Path, options: dict[str, Any], *, overwrite: bool, resume: bool) -> list[dict[str, Any]]:
+    """Check an IWOCS run folder before any work; returns the finished iterations' records when resuming.
+
+    The folder holds ``iwocs.json`` (options and per-iteration records, written after each iteration),
+    ``policy_<i>/`` run folders, and last ``policy.zip`` and ``result.json``.
+
+    Raises:
+        ValueError: files robustrl did not write, a run there without ``--overwrite``/``--resume``, nothing to
+            resume, or ``--resume`` with other options than the run's (naming them).
+    """
+    if overwrite and resume:
+        raise ValueError("pass --overwrite or --resume, not both")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {str(run_dir)!r} is a file; a training run needs a folder")
+    entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
+    mine = {"iwocs.json", "policy.zip", "result.json"}
+    foreign = [p.name for p in entries if p.name not in mine and not (p.is_dir() and _ITERATION.fullmatch(p.name))]
+    if foreign:
+        raise ValueError(f"--out {str(run_dir)!r} is not an IWOCS run folder (it holds {foreign[:5]}); robustrl never "
+                         "deletes files it did not write: choose another --out")
+    progress = run_dir / "iwocs.json"
+    if resume:
+        if not progress.is_file():
+            raise ValueError(f"--resume: {str(run_dir)!r} holds no IWOCS run to resume (no iwocs.json)")
+        saved = read_json(progress, what="IWOCS progress")
+        diffs = [f"{section}.{k}" for section in ("train", "defense")
+                 for k in sorted(set(saved.get(section, {})) | set(options[section]))
+                 if saved.get(section, {}).get(k) != options[section].get(k)]  # fmt: skip
+        if saved.get("set") != options["set"]:
+            diffs.append("uncertainty_set")
+        if diffs:
+            raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
+        return list(saved.get("iterations", []))
+    if entries and not overwrite:
+        raise ValueError(f"--out {str(run_dir)!r} already holds an IWOCS run: pass --overwrite to replace it, "
+                         "--resume to continue it, or choose another folder")
+    for name in ("result.json", "policy.zip", "iwocs.json"):  # result.json first: never half finished
+        (run_dir / name).unlink(missing_ok=True)
+    for p in entries:
+        if p.is_dir() and _ITERATION.fullmatch(p.name):
+            shutil.rmtree(p)
+    return []
+
+
 def _seed(seed: int, key: int) -> int:
     out = derive_seed(seed, key)
     assert out is not None
@@ -143,31 +200,44 @@ def train_iwocs(cfg: TrainConfig, defense: IWOCSConfig) -> TrainResult:
         The selected policy's :class:`~robustrl.results.TrainResult` (``steps``: all iterations' transitions).
 
     Raises:
-        ValueError: no or a bad uncertainty set, ``--resume`` (not supported), or a bad config.
+        ValueError: no or a bad uncertainty set, a bad config, a folder that is not an IWOCS run, or
+            ``--resume`` with other options than the run's.
     """
     defense.validate()
     uset = run_set(cfg, "iwocs")
-    if cfg.resume:
-        raise ValueError("--defense iwocs does not support --resume yet: rerun with --overwrite")
     from robustrl.agents.train import resolve_algo_config
 
     total = int(resolve_algo_config(dataclasses.replace(cfg, uncertainty_set="")).total_steps)
     per_iter = max(1, total // defense.iterations)
     run_dir = Path(cfg.out) if cfg.out is not None else None
+    options = {"train": _resumable(cfg), "defense": config_to_dict(defense), "set": uset.name}
+    records: list[dict[str, Any]] = []
     if run_dir is not None:
-        from robustrl.agents.run_folder import prepare_run_dir
-
-        prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=False)
+        records = prepare_iwocs_dir(run_dir, options, overwrite=cfg.overwrite, resume=cfg.resume)
     worst = np.clip(uset.to_unit(uset.nominal), 0.0, 1.0)
     prev: Policy | None = None
-    records: list[dict[str, Any]] = []
     results: list[TrainResult] = []
-    for i in range(defense.iterations):
+    for i, rec in enumerate(records):  # iterations a resumed run finished before it stopped
+        assert run_dir is not None
+        finished = run_dir / f"policy_{i}"
+        from robustrl.policies import load_policy
+        from robustrl.results import load_result
+
+        done = load_result(finished / "result.json")
+        assert isinstance(done, TrainResult)
+        prev = load_policy(finished)
+        results.append(dataclasses.replace(done, policy=prev))
+        worst = np.clip(uset.to_unit(rec["worst_point"]), 0.0, 1.0)
+        logger.info("iwocs %d: kept from the interrupted run (worst case %.1f)", i, rec["worst_value"])
+    for i in range(len(records), defense.iterations):
         fixed = uset.from_unit(worst)
+        folder = None if run_dir is None else run_dir / f"policy_{i}"
+        # the iteration that was running when the run stopped continues from its checkpoint
+        again = folder is not None and (folder / "checkpoint.pt").is_file() and not (folder / "result.json").exists()
         sub = dataclasses.replace(
             cfg, defense="none", defense_set=(), uncertainty_set="", total_steps=per_iter,
             env_params=(*cfg.env_params, *(f"{k}={v!r}" for k, v in fixed.items())),
-            out=None if run_dir is None else run_dir / f"policy_{i}", overwrite=True, resume=False,
+            out=folder, overwrite=not again, resume=again,
         )  # fmt: skip
 
         def make(env: VecEnv, algo_cfg: Any, seed: int, more: Callable[[int, int], VecEnv],
@@ -193,6 +263,8 @@ def train_iwocs(cfg: TrainConfig, defense: IWOCSConfig) -> TrainResult:
         logger.info("iwocs %d: trained on %s, worst case %.1f at %s", i, fixed, found.value, records[-1]["worst_point"])
         results.append(res)
         worst = found.point
+        if run_dir is not None:  # progress: what a resumed run starts from
+            write_json(run_dir / "iwocs.json", {**options, "selected": None, "iterations": records})
     best = int(np.argmax([r["worst_value"] for r in records]))
     chosen = results[best]
     steps = sum(r.steps for r in results)
@@ -201,7 +273,7 @@ def train_iwocs(cfg: TrainConfig, defense: IWOCSConfig) -> TrainResult:
     if run_dir is not None:
         from robustrl.policies import save_policy
 
-        write_json(run_dir / "iwocs.json", {"selected": best, "iterations": records, "set": uset.name})
+        write_json(run_dir / "iwocs.json", {**options, "selected": best, "iterations": records})
         save_policy(chosen.policy, run_dir / "policy.zip", env_id=cfg.env, config=out.config)  # type: ignore[arg-type]
         out.save(run_dir / "result.json")
     return out
