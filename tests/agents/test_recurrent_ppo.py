@@ -72,13 +72,10 @@ def test_replayed_sequences_reproduce_the_collected_log_probabilities(clean_crit
     torch.testing.assert_close(v, values)
 
 
-def test_recurrent_ppo_refuses_what_it_cannot_do_and_feed_forward_stays_ppo() -> None:
+def test_recurrent_ppo_checks_its_minibatches_and_feed_forward_stays_ppo() -> None:
     env = make_env("CartPole-v1", 4, seed=0)
     with pytest.raises(ValueError, match="num_minibatches=3 must divide num_envs=4"):
         PPOConfig(num_envs=4, lstm_size=8, num_minibatches=3).validate()
-    with pytest.raises(ValueError, match="regularizer defenses"):
-        make_ppo(env, PPOConfig(num_envs=4, lstm_size=8), seed=0,
-                 hooks=TrainingHooks(regularizers=(lambda pol, batch, progress: torch.zeros(()),)))
     assert type(make_ppo(env, PPOConfig(num_envs=4), seed=0)) is PPO
 
 
@@ -131,3 +128,35 @@ def test_train_runs_recurrent_ppo_end_to_end(tmp_path: Path) -> None:
     fresh = make_ppo(make_env("CartPole-v1", 4, seed=0), PPOConfig(num_envs=4, num_steps=16, lstm_size=8), seed=1)
     load_learner_state(fresh, state)
     assert isinstance(fresh, RecurrentPPO) and torch.equal(fresh.hidden, agent.hidden)
+
+
+def test_sa_reg_regularises_each_step_from_its_own_lstm_state() -> None:
+    from robustrl.defenses.registry import defense_hooks, resolve_defense
+
+    env = make_env("CartPole-v1", 4, seed=0)
+    seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def probe(policy, batch, progress):  # type: ignore[no-untyped-def]
+        with torch.no_grad():
+            logp = policy.dist(batch.obs).log_prob(batch.actions)
+        seen.append((batch.obs.shape[0], policy.recurrent_state.clone(), logp))
+        return torch.zeros(())
+
+    cfg = PPOConfig(num_envs=4, num_steps=32, lstm_size=8, num_minibatches=2, num_epochs=1)
+    agent = make_ppo(env, cfg, seed=0, hooks=TrainingHooks(regularizers=(probe,)))
+    agent.update(agent.collect())
+    roll = agent.collect()
+    first = len(seen)
+    agent.update(roll)
+    n, state, logp = seen[first]  # the update's first minibatch, before any gradient step
+    assert n == 32 * 2 and state.shape == (4, 64, 8)  # one sample per step of the minibatch's two copies
+    assert bool(roll.trajectory.extras["episode_start"].any())
+    # read from its own state, each step's distribution is the one it was collected with
+    collected = roll.trajectory.extras["log_prob"]
+    pairs = [collected[:, [i, j]].flatten() for i in range(4) for j in range(4) if i != j]
+    assert any(torch.allclose(logp, p, atol=1e-5) for p in pairs)
+    assert agent.policy.recurrent_state is not None and agent.policy.recurrent_state.shape == (4, 4, 8)  # restored
+    hooks = defense_hooks(resolve_defense("sa-reg", ["eps=0.1", "steps=2"]))
+    sa = make_ppo(make_env("CartPole-v1", 4, seed=0), cfg, seed=0, hooks=hooks)
+    metrics = sa.update(sa.collect())
+    assert metrics["train/regularizer"] > 0

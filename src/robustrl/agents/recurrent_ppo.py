@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from robustrl.agents.common import Metrics
+from robustrl.agents.common import Metrics, regularization
 from robustrl.agents.ppo import PPO, PPOConfig, Rollout, policy_kwargs, ppo_loss
 from robustrl.agents.returns import generalized_advantage_estimate, next_values_from_rollout
-from robustrl.defenses.base import NO_HOOKS, TrainingHooks
+from robustrl.defenses.base import NO_HOOKS, Minibatch, TrainingHooks
 from robustrl.envs.base import VecEnv
 from robustrl.policies.recurrent import RecurrentActorCriticPolicy
 from robustrl.rollout import Act, StepContext
@@ -32,8 +32,6 @@ class RecurrentPPO(PPO):
     def __init__(self, env: VecEnv, cfg: PPOConfig, *, seed: int, hooks: TrainingHooks = NO_HOOKS) -> None:
         if cfg.lstm_size < 1:
             raise ValueError("RecurrentPPO needs PPOConfig.lstm_size ≥ 1 (use PPO for feed-forward policies)")
-        if hooks.regularizers:
-            raise ValueError("recurrent PPO (lstm_size > 0) does not take regularizer defenses (sa-reg) yet")
         super().__init__(env, cfg, seed=seed, hooks=hooks)
         self.hidden = self.policy.initial_state(env.num_envs)
         self.rollout_hidden = self.hidden.clone()
@@ -94,13 +92,15 @@ class RecurrentPPO(PPO):
         group = n // cfg.num_minibatches
         params = list(policy.parameters())
         terms: list[torch.Tensor] = []
+        reg_terms: list[torch.Tensor] = []
         stop = False
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(n, generator=self._shuffle_gen, device=self.device)
             for k in range(cfg.num_minibatches):
                 envs = perm[k * group : (k + 1) * group]
-                act_params, v, _ = policy.sequence(
-                    traj.obs[:, envs], starts[:, envs], self.rollout_hidden[:, envs],
+                h0 = self.rollout_hidden[:, envs]
+                act_params, v, states = policy.sequence(
+                    traj.obs[:, envs], starts[:, envs], h0,
                     critic_obs=None if critic_obs is None else critic_obs[:, envs],
                 )
                 act = traj.actions[:, envs].flatten(0, 1)
@@ -113,14 +113,38 @@ class RecurrentPPO(PPO):
                     values[:, envs].flatten(), entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )  # fmt: skip
-                if self._gradient_step(loss.total, loss, params, terms):
+                total = loss.total
+                if self.hooks.regularizers:
+                    reg = self._regularize(traj.obs[:, envs], act, starts[:, envs], h0, states)
+                    reg_terms.append(reg.detach())
+                    total = total + reg
+                if self._gradient_step(total, loss, params, terms):
                     stop = True
                     break
             if stop:
                 break
         if policy.obs_norm is not None:
             policy.obs_norm.update(traj.obs.flatten(0, 1))
-        return self._metrics(terms, [], returns.flatten(), values.flatten(), lr, clip, traj)
+        return self._metrics(terms, reg_terms, returns.flatten(), values.flatten(), lr, clip, traj)
+
+    def _regularize(
+        self, obs: torch.Tensor, actions: torch.Tensor, starts: torch.Tensor, h0: torch.Tensor, states: torch.Tensor
+    ) -> torch.Tensor:
+        """The defenses' regularisers (sa-reg) on a replayed minibatch, each step read from its own LSTM state.
+
+        Every step ``t`` of the ``[T, M]`` minibatch is one sample whose carried state is the one the actor had
+        before ``obs_t`` (zero at episode starts), held fixed: the regulariser perturbs ``obs_t`` alone, as SA-PPO's
+        bound does for one step of a recurrent policy.
+        """
+        before = torch.cat([h0.unsqueeze(0), states[:-1]])  # [T, 4, M, H]: the state each step starts from
+        before = before * (~starts).to(before.dtype).view(*starts.shape[:1], 1, -1, 1)
+        policy = self.policy
+        saved = policy.recurrent_state
+        policy.recurrent_state = before.transpose(0, 1).flatten(1, 2).detach()  # [4, T·M, H]
+        try:
+            return regularization(self.hooks.regularizers, policy, Minibatch(obs.flatten(0, 1), actions), self.progress)
+        finally:
+            policy.recurrent_state = saved
 
 
 def _critic_view(roll: Rollout) -> torch.Tensor | None:
