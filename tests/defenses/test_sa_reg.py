@@ -126,3 +126,19 @@ def test_sa_reg_policy_withstands_pgd_better_than_vanilla_ppo():
         under_attack[defense] = float(res.curve("pgd").mean[-1])
     assert under_attack["none"] < 200, under_attack  # vanilla PPO collapses under the attack
     assert under_attack["sa-reg"] > 1.5 * under_attack["none"], under_attack
+
+
+def test_cli_trains_with_sa_reg_and_records_it(tmp_path):
+    import json
+
+    from robustrl.cli import main
+    from robustrl.results import load_result
+
+    out = tmp_path / "run"
+    argv = ["train", "--env", "CartPole-v1", "--total-steps", "4096", "--eval-every", "0", "--eval-episodes", "2",
+            "--defense", "sa-reg", "--defense-set", "eps=0.1", "steps=2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["defense"]["name"] == "sa-reg" and meta["defense"]["eps"] == 0.1 and meta["defense"]["steps"] == 2
+    res = load_result(out / "result.json")
+    assert res.steps == 4096 and res.last_train_metrics["train/regularizer"] > 0
