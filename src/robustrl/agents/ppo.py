@@ -16,7 +16,9 @@ whole rollout.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
@@ -509,12 +511,8 @@ class PPO:
                     logp, b_logp, a, v, b_ret, b_v, entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )
-                total = loss.total
-                if self.hooks.regularizers:
-                    reg = regularization(self.hooks.regularizers, policy, Minibatch(o, act), self.progress)
-                    reg_terms.append(reg.detach())
-                    total = total + reg
-                if self._gradient_step(total, loss, params, terms):
+                regularize = partial(regularization, self.hooks.regularizers, policy, Minibatch(o, act), self.progress)
+                if self._gradient_step(loss, params, terms, reg_terms, regularize):
                     stop = True
                     break
             if stop:
@@ -524,10 +522,19 @@ class PPO:
         return self._metrics(terms, reg_terms, ret, old_v, lr, clip, traj)
 
     def _gradient_step(
-        self, total: torch.Tensor, loss: PPOLoss, params: list[nn.Parameter], terms: list[torch.Tensor]
+        self, loss: PPOLoss, params: list[nn.Parameter], terms: list[torch.Tensor], reg_terms: list[torch.Tensor],
+        regularize: Callable[[], torch.Tensor],
     ) -> bool:
-        """One optimiser step on ``total``; records the loss terms; True when the KL early stop fires."""
+        """One optimiser step on the loss plus the defenses' regularisers; True when the KL early stop fires.
+
+        ``regularize()`` is called only when the hooks have regularisers; the loss terms are recorded.
+        """
         cfg = self.cfg
+        total = loss.total
+        if self.hooks.regularizers:
+            reg = regularize()
+            reg_terms.append(reg.detach())
+            total = total + reg
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if cfg.max_grad_norm is not None:

@@ -13,6 +13,8 @@ episodes are valued from the state the critic had reached.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from robustrl.agents.common import Metrics, regularization
@@ -113,12 +115,8 @@ class RecurrentPPO(PPO):
                     values[:, envs].flatten(), entropy,
                     clip_range=clip, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )  # fmt: skip
-                total = loss.total
-                if self.hooks.regularizers:
-                    reg = self._regularize(traj.obs[:, envs], act, starts[:, envs], h0, states)
-                    reg_terms.append(reg.detach())
-                    total = total + reg
-                if self._gradient_step(total, loss, params, terms):
+                regularize = partial(self._regularize, traj.obs[:, envs], act, starts[:, envs], h0, states)
+                if self._gradient_step(loss, params, terms, reg_terms, regularize):
                     stop = True
                     break
             if stop:
