@@ -160,3 +160,17 @@ def test_sa_reg_regularises_each_step_from_its_own_lstm_state() -> None:
     sa = make_ppo(make_env("CartPole-v1", 4, seed=0), cfg, seed=0, hooks=hooks)
     metrics = sa.update(sa.collect())
     assert metrics["train/regularizer"] > 0
+
+
+def test_gradient_attacks_evaluate_a_recurrent_policy() -> None:
+    from robustrl.evaluate import evaluate_policy
+
+    env = make_env("CartPole-v1", 4, seed=0)
+    torch.manual_seed(0)
+    pi = RecurrentActorCriticPolicy(env.observation_space, env.action_space, lstm_size=8)
+    # 6 episodes on 4 copies: attacks run while some copies' episodes are no longer in the sample
+    res = evaluate_policy(pi, "CartPole-v1", ("fgsm", "pgd", "mad", "critic"), (0.1,), episodes=6, seed=0)
+    assert {c.label for c in res.threats} == {"fgsm", "pgd", "mad", "critic"}
+    with pytest.raises(ValueError, match="is recurrent.*--eot false"):
+        evaluate_policy(pi, "CartPole-v1", ("pgd",), (0.1,), episodes=4, seed=0, smoothing_sigma=0.1)
+    evaluate_policy(pi, "CartPole-v1", ("pgd",), (0.1,), episodes=4, seed=0, smoothing_sigma=0.1, eot=False)

@@ -125,6 +125,12 @@ def evaluate(cfg: EvaluateConfig, *, policy: Policy | None = None) -> Evaluation
     )
     if policy is not None and cfg.policy:
         pol_name = cfg.policy
+    if sigma > 0 and cfg.eot and entries and getattr(pol, "start_episodes", None) is not None:
+        raise ValueError(
+            f"{pol_name} is recurrent: attacks on its smoothed version average over many noise draws of one "
+            "observation, which one carried state cannot serve; pass --eot false (attack the noisy observation "
+            "once) or evaluate without --smoothing-sigma"
+        )
     from robustrl.envs import make_env
 
     n_env = cfg.num_envs or default_copies(cfg.env, cfg.episodes)

@@ -189,7 +189,8 @@ class ObsThreat:
     def __call__(self, obs: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """The observation the policy sees instead of ``obs [N, *obs_shape]``.
 
-        Where the threat's rows are independent, on CPU only the rows of ``ctx.active`` are attacked.
+        Where the threat's rows are independent, on CPU only the rows of ``ctx.active`` are attacked (all rows
+        for a recurrent victim, whose carried state covers every copy).
         """
         if self.budget == 0 or self.name == "none":
             return obs
@@ -198,6 +199,7 @@ class ObsThreat:
         if (
             self.spec.independent_rows
             and active is not None
+            and getattr(ctx.policy, "start_episodes", None) is None
             and obs.device.type == "cpu"
             and not bool(active.all())
         ):
