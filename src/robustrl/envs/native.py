@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import math
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -43,6 +42,7 @@ import torch
 
 from robustrl.common.seeding import torch_generator
 from robustrl.envs.base import ParamValue, StepResult, check_disturbance
+from robustrl.envs.compiled import compiled_copy
 from robustrl.envs.params import ParamSpec, check_range, validated_params
 from robustrl.envs.samplers import ParamSampler, check_sampler, draw_params
 
@@ -167,7 +167,7 @@ class NativeVecEnv:
         if not self._compile:
             return self._fused_step
         key = (type(self), self.num_envs, self.dtype, self.device, self._discrete_n)
-        return functools.partial(_compiled_fused_step(key), self)
+        return functools.partial(compiled_copy(NativeVecEnv._fused_step, key), self)
 
     def _bind_views(self) -> None:
         """(Re)build the NumPy views of torch memory the NumPy path works on (after construction or a copy).
@@ -584,24 +584,3 @@ def _numpy_invalid(action: np.ndarray, discrete_n: int | None) -> bool:
         # Negative int64 values read as uint64 are >= 2**63, so one max checks both ends.
         return action.size > 0 and int(action.view(np.uint64).max()) >= discrete_n
     return not np.isfinite(action.sum()) and not bool(np.isfinite(action).all())
-
-
-_COMPILED: dict[tuple[Any, ...], Callable[..., tuple[torch.Tensor, ...]]] = {}
-
-
-def _compiled_fused_step(key: tuple[Any, ...]) -> Callable[..., tuple[torch.Tensor, ...]]:
-    """``torch.compile`` of :meth:`NativeVecEnv._fused_step`, one per env class, size, dtype and device.
-
-    Dynamo keys its cache (and its recompilation limit) on the code object; a copy of the code per
-    configuration keeps envs of different classes or sizes from evicting each other's kernels, while envs
-    with the same configuration share one compilation.
-    """
-    fn = _COMPILED.get(key)
-    if fn is None:
-        base = NativeVecEnv._fused_step
-        name = f"_fused_step_{len(_COMPILED)}"
-        code = base.__code__.replace(co_name=name, co_qualname=name)
-        raw = types.FunctionType(code, base.__globals__, name, base.__defaults__, base.__closure__)
-        fn = torch.compile(raw, dynamic=False)
-        _COMPILED[key] = fn
-    return fn

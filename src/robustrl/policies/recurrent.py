@@ -80,8 +80,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                     nn.init.orthogonal_(p, 1.0)
                 else:
                     nn.init.zeros_(p)
-        # the action and value heads keep the parent's initialisation; their input width is unchanged
-        # only when the MLPs are empty, so rebuild them on the LSTM width
+        # the heads read the MLPs after the LSTMs (or the LSTMs themselves when the MLPs are empty): rebuilt on
+        # those widths, initialised as the parent's
         pi_out = pi_hidden[-1] if pi_hidden else lstm_size
         vf_out = vf_hidden[-1] if vf_hidden else lstm_size
         self.action_net = nn.Linear(pi_out, self.action_net.out_features)
