@@ -181,3 +181,19 @@ def test_load_policy_reads_finished_run_folders_and_refuses_unfinished_ones(tmp_
     (out / "result.json").unlink()
     with pytest.raises(ValueError, match="unfinished"):
         load_policy(out)
+
+
+def test_resume_accepts_a_config_written_before_a_field_existed(tmp_path: Path) -> None:
+    """A run folder from an older robustrl lacks newer fields: absent means that field's default."""
+    out = tmp_path / "run"
+    train(replace(QUICK, out=out))
+    (out / "result.json").unlink()
+    saved = json.loads((out / "config.json").read_text())
+    del saved["train"]["obs_noise"], saved["algo"]["lstm_size"]
+    (out / "config.json").write_text(json.dumps(saved))
+    assert train(replace(QUICK, out=out, resume=True)).steps == 2048
+    (out / "result.json").unlink()
+    saved["train"].pop("obs_noise", None)
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="train.obs_noise"):  # absent, and not the default now
+        train(replace(QUICK, out=out, resume=True, obs_noise=0.1))

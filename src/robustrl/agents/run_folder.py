@@ -39,6 +39,7 @@ RUN_DIRS = ("tb",)
 """Folders of a run folder (TensorBoard event files)."""
 _TEMPORARY = re.compile(r"^\..+\.tmp$")
 """Partial files of atomic writes (cleaned by the next write of the same name)."""
+_MISSING = object()
 _RESUME_IGNORED = ("out", "overwrite", "resume", "progress", "tensorboard")
 """TrainConfig fields that may differ between a run and its resumption."""
 
@@ -89,12 +90,14 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool, resume: bool) -> bool:
 
 
 def check_resume_config(
-    run_dir: Path, meta: dict[str, Any], sections: tuple[str, ...] = ("train", "algo", "defense")
+    run_dir: Path, meta: dict[str, Any], sections: tuple[str, ...] = ("train", "algo", "defense"),
+    defaults: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The run id of ``run_dir`` after checking its config equals ``meta`` (the resumed run's) in ``sections``.
 
     The first section is the run's own config, whose output and display options (``out``, ``overwrite``,
-    ``resume``, ``progress``, ``tensorboard``) may differ.
+    ``resume``, ``progress``, ``tensorboard``) may differ. A field the saved config lacks (it was written by
+    an older robustrl) counts as equal when the new value is that field's default in ``defaults[section]``.
 
     Raises:
         ValueError: naming the fields that differ.
@@ -109,7 +112,9 @@ def check_resume_config(
             for key in _RESUME_IGNORED:
                 old.pop(key, None)
                 new.pop(key, None)
-        diffs += [f"{section}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        fallback = (defaults or {}).get(section, {})
+        diffs += [f"{section}.{k}" for k in sorted(set(old) | set(new))
+                  if old.get(k, fallback.get(k, _MISSING)) != new.get(k)]  # fmt: skip
     if diffs:
         raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
     return str(saved["run_id"])

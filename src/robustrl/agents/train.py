@@ -49,7 +49,7 @@ from robustrl.agents.run_folder import (
 )
 from robustrl.agents.sac import SAC, SAC_PRESETS, SACConfig
 from robustrl.agents.td3 import TD3, TD3_PRESETS, TD3Config
-from robustrl.common.config import apply_overrides, config_to_dict
+from robustrl.common.config import apply_overrides, config_to_dict, field_defaults
 from robustrl.common.device import check_device
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
@@ -323,7 +323,10 @@ def train(cfg: TrainConfig, *, make_agent: AgentFactory | None = None) -> TrainR
     }
     checkpoint = None
     if run_dir is not None and prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=cfg.resume):
-        meta["run_id"] = check_resume_config(run_dir, meta)
+        defaults = {"train": field_defaults(TrainConfig), "algo": field_defaults(type(algo_cfg))}
+        if defense is not None:
+            defaults["defense"] = field_defaults(type(defense))
+        meta["run_id"] = check_resume_config(run_dir, meta, defaults=defaults)
         checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
         if checkpoint.get("run_id") != meta["run_id"]:
             raise ValueError(f"--resume: checkpoint.pt in {str(run_dir)!r} belongs to another run than config.json")

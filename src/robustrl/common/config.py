@@ -189,6 +189,26 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return conv(cfg)  # type: ignore[no-any-return]
 
 
+def field_defaults(cls: type) -> dict[str, Any]:
+    """The JSON-ready default (as :func:`config_to_dict` writes it) of every field of ``cls`` that has one.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class C:
+        ...     a: int
+        ...     b: tuple[int, ...] = (1, 2)
+        >>> field_defaults(C)
+        {'b': [1, 2]}
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = config_to_dict(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = config_to_dict(f.default_factory())
+    return out
+
+
 def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Rebuild a config from :func:`config_to_dict` output; unknown keys raise a ``ValueError``."""
     if not dataclasses.is_dataclass(cls):

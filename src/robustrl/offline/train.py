@@ -34,7 +34,7 @@ from robustrl.agents.run_folder import (
     prepare_run_dir,
     save_checkpoint,
 )
-from robustrl.common.config import apply_overrides, config_to_dict
+from robustrl.common.config import apply_overrides, config_to_dict, field_defaults
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
 from robustrl.common.provenance import provenance
@@ -166,7 +166,8 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
     }  # fmt: skip
     checkpoint = None
     if run_dir is not None and prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=cfg.resume):
-        meta["run_id"] = check_resume_config(run_dir, meta, sections=("train_offline", "algo"))
+        defaults = {"train_offline": field_defaults(type(cfg)), "algo": field_defaults(type(algo_cfg))}
+        meta["run_id"] = check_resume_config(run_dir, meta, sections=("train_offline", "algo"), defaults=defaults)
         checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     eval_env = make_env(env_id, min(cfg.eval_episodes, 16), seed=_child(cfg.seed, 11))
     try:
