@@ -129,7 +129,19 @@ def test_collect_cli_writes_minari(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--reference", "rl/pend-random-v0"]) == 0
     assert "SACo 1.000" in capsys.readouterr().out
     assert main(["dataset", "collect", "--env", "Pendulum-v1", "--id", "rl/x-v0", "--root", str(tmp_path)]) == 1
-    assert "exactly one of --policy and --recipe" in capsys.readouterr().err
+    assert "needs --policy or --recipe" in capsys.readouterr().err
+    assert main(["dataset", "collect", "--env", "Pendulum-v1", "--recipe", "expert", "--policy", "random",
+                 "--id", "rl/x-v0", "--root", str(tmp_path)]) == 1
+    assert "'random' cannot be one" in capsys.readouterr().err
+
+
+def test_a_recipe_uses_a_given_expert_instead_of_training_one(pendulum_expert) -> None:
+    from robustrl.offline.collect import make_recipe
+
+    data = make_recipe("Pendulum-v1", "expert", 2, seed=0, expert=pendulum_expert)
+    assert data.meta["expert"] == "given" and data.meta["expert_steps"] is None
+    assert data.ref_max_score == data.meta["ref_expert"] > data.ref_min_score + 500  # the swing-up's return: ≈ −150
+    assert data.num_episodes == 2 and data.episode_returns().mean() > -400  # the swing-up expert's own episodes
 
 
 def test_recipes_medium_replay_and_medium_expert() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from robustrl.experiments.locate import KeyPath, Problem, StudySpecError, format_path
 from robustrl.experiments.spec import MethodSpec, StageSpec, StudySpec, load_spec
-from robustrl.experiments.stages import STAGES, check_config
+from robustrl.experiments.stages import STAGES, check_config, dataset_env
 
 __all__ = ["ARTEFACTS", "Cell", "Study", "cell_hash", "expand", "load_study"]
 
@@ -249,6 +249,9 @@ def _label_value(value: Any) -> Any:
 def _default_method(cfg_values: Mapping[str, Any]) -> str:
     """``algo`` or ``algo+defense`` of a training config (the method of a study without ``[[method]]``)."""
     algo = str(cfg_values.get("algo", "ppo"))
+    if "dataset" in cfg_values:  # offline: the learner, and its reweighting
+        reweight = str(cfg_values.get("reweight", "none"))
+        return algo if reweight == "none" else f"{algo}+reweight-{reweight}"
     defense = str(cfg_values.get("defense", "none"))
     if defense == "none" and float(cfg_values.get("obs_noise", 0.0) or 0.0) > 0:
         defense = "smoothing"
@@ -260,29 +263,45 @@ def _train_roots(b: _Builder) -> list[_Root]:
     assert spec.train is not None
     roots: list[_Root] = []
     methods: Sequence[MethodSpec | None] = spec.methods or (None,)
+    kind = spec.train.name
     grid_keys = {k for k, _ in spec.train.grid}
-    defaults = {f.name: f.default for f in dataclasses.fields(STAGES["train"].config_class())}
+    defaults = {f.name: f.default for f in dataclasses.fields(STAGES[kind].config_class())}
     for method in methods:
-        own = method.overrides.get("train", {}) if method is not None else {}
+        own = method.overrides.get(kind, {}) if method is not None else {}
         for key in sorted(set(own) & grid_keys):
             index = method.index if method is not None else 0
-            b.problem(("method", index, "train", key), f"{key} is also a [grid] axis; set it in one place")
+            b.problem(("method", index, kind, key), f"{key} is also a [grid] axis; set it in one place")
         for point in _grid_points(spec.train):
             for seed in spec.seeds:
-                layers: list[tuple[Mapping[str, Any], KeyPath]] = [(spec.train.base, ("train",))]
+                layers: list[tuple[Mapping[str, Any], KeyPath]] = [(spec.train.base, (kind,))]
                 if method is not None:
-                    layers.append((own, ("method", method.index, "train")))
+                    layers.append((own, ("method", method.index, kind)))
                 layers += [(point, ("grid",)), ({"seed": seed}, ("study", "seeds"))]
                 values, origin = b.merge(layers)
                 full = {**defaults, **values}
+                env = full["env"] or _dataset_env(full)
                 name = method.name if method is not None else _default_method(full)
-                labels = {"method": name, "env": full["env"], "seed": seed, "algo": full["algo"],
+                labels = {"method": name, "env": env, "seed": seed, "algo": full["algo"],
                           **{k: _label_value(v) for k, v in point.items()}}  # fmt: skip
-                cell = b.build("train", values, origin, labels)
-                # a training cell with problems still gets its evaluation cells checked (under a dummy hash)
-                parent = cell.cell_hash if cell is not None else "0" * HASH_CHARS
-                roots.append(_Root(labels, full["env"], seed, f"{ARTEFACTS}/{parent}/policy.zip", method, parent, None))
+                cell = b.build(kind, values, origin, labels)
+                # a training cell with problems still gets its evaluation cells checked (under a dummy hash of its own)
+                parent = cell.cell_hash if cell is not None else f"{len(roots):0{HASH_CHARS}x}"
+                roots.append(_Root(labels, env, seed, f"{ARTEFACTS}/{parent}/policy.zip", method, parent, None))
     return roots
+
+
+def _dataset_env(values: Mapping[str, Any]) -> str:
+    """The env an offline training cell evaluates in when it sets none: its dataset's.
+
+    "" if the dataset cannot be read (the cell's own check reports why).
+    """
+    if not values.get("dataset"):
+        return ""
+    try:
+        root = values.get("root")
+        return dataset_env(str(values["dataset"]), None if root is None else str(root))
+    except ValueError:
+        return ""
 
 
 def expand(spec: StudySpec) -> Study:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrl.experiments.analysis import Aggregate, Condition, StudySummary, label_text, score_matrices, summarize
+from robustrl.experiments.stages import STAGES
 from robustrl.experiments.store import STORE_FILE, CellRecord, StoredRow, StudyStore
 from robustrl.report import ReportConfig, ReportResult, run_report
 from robustrl.report.figures import (
@@ -300,7 +301,7 @@ def _improvement_section(summary: StudySummary, head: Condition | None) -> Secti
 
 def _link(study: Path, out: Path, record: CellRecord) -> str:
     target = study / record.artefact
-    if record.stage == "train":
+    if STAGES[record.stage].trains:
         target = target / "result.json"
     return Path(os.path.relpath(target, out)).as_posix()
 

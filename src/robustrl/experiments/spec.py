@@ -4,8 +4,9 @@ Tables (every key is described in ``docs/studies.md``)::
 
     [study]            name, description, seeds
     [train]            TrainConfig fields shared by every training cell
-    [grid]             axes over TrainConfig fields: key = [values...]; training cells = methods × axes × seeds
-    [[method]]         named variants: name, description, and per-stage overrides (train/evaluate/certify/dynamics)
+    [train_offline]    OfflineTrainConfig fields instead (offline learners on datasets; not with [train])
+    [grid]             axes over the training config's fields: key = [values...]; cells = methods × axes × seeds
+    [[method]]         named variants: name, description, and per-stage overrides (train/train_offline/evaluate/...)
     [[policy]]         existing policy files to evaluate without training: name, path, env, seed
     [evaluate]         EvaluateConfig fields, run on every policy; [evaluate.grid] axes multiply these cells
     [certify]          CertifyConfig fields (and [certify.grid])
@@ -35,16 +36,18 @@ from robustrl.experiments.stages import STAGES
 
 __all__ = ["MethodSpec", "PolicySource", "StageSpec", "StudySpec", "coerce", "load_spec", "parse_spec"]
 
-TOP_LEVEL = ("study", "train", "grid", "method", "policy", "evaluate", "certify", "dynamics")
+TOP_LEVEL = ("study", "train", "train_offline", "grid", "method", "policy", "evaluate", "certify", "dynamics")
 """The tables a spec may have."""
 STUDY_KEYS = ("name", "description", "seeds")
 """Keys of ``[study]``."""
-METHOD_KEYS = ("name", "description", "train", "evaluate", "certify", "dynamics")
+METHOD_KEYS = ("name", "description", "train", "train_offline", "evaluate", "certify", "dynamics")
 """Keys of a ``[[method]]`` table."""
 POLICY_KEYS = ("name", "path", "env", "seed")
 """Keys of a ``[[policy]]`` table."""
 EVAL_STAGES = ("evaluate", "certify", "dynamics")
 """Stages run on every policy (trained or given), in this order."""
+TRAIN_STAGES = ("train", "train_offline")
+"""Stages that train the policies of a study (at most one per study)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -53,7 +56,7 @@ class StageSpec:
     """One stage's table: the fields shared by its cells and the axes that multiply them."""
 
     name: str
-    """``train``, ``evaluate``, ``certify`` or ``dynamics``."""
+    """``train``, ``train_offline``, ``evaluate``, ``certify`` or ``dynamics``."""
     base: dict[str, Any]
     """Config fields set in the stage's table (values already of the field's type)."""
     grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -107,7 +110,7 @@ class StudySpec:
     description: str = ""
     """``[study] description``."""
     train: StageSpec | None = None
-    """``[train]`` with ``[grid]`` (None: nothing is trained)."""
+    """``[train]`` or ``[train_offline]`` with ``[grid]`` (None: nothing is trained)."""
     methods: tuple[MethodSpec, ...] = ()
     """``[[method]]`` tables (empty: one method per cell, named after its algorithm and defense)."""
     policies: tuple[PolicySource, ...] = ()
@@ -123,7 +126,7 @@ class StudySpec:
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Every stage the study runs, training first."""
-        return (("train",) if self.train is not None else ()) + tuple(s.name for s in self.stages)
+        return ((self.train.name,) if self.train is not None else ()) + tuple(s.name for s in self.stages)
 
     def locator(self) -> TomlLocator:
         """Line lookup in the spec text."""
@@ -294,7 +297,7 @@ def _stage_table(col: _Collector, stage: str, table: Any) -> StageSpec | None:
         return None
     body = dict(table)
     grid = body.pop("grid", {})
-    base = _fields_table(col, stage, body, (stage,), forbid=("seed",) if stage == "train" else ())
+    base = _fields_table(col, stage, body, (stage,), forbid=("seed",) if stage in TRAIN_STAGES else ())
     axes = _grid_table(col, stage, grid, (stage, "grid"))
     for key, _ in axes:
         if key in base:
@@ -354,7 +357,7 @@ def _methods(col: _Collector, raw: Any, stages: Sequence[str]) -> tuple[MethodSp
             col.add((*where, "name"), f"method {name!r} is already [[method]] #{seen[name] + 1}")
         seen.setdefault(name, i)
         overrides: dict[str, dict[str, Any]] = {}
-        for stage in ("train", *EVAL_STAGES):
+        for stage in (*TRAIN_STAGES, *EVAL_STAGES):
             if stage not in table:
                 continue
             if stage not in stages:
@@ -363,7 +366,7 @@ def _methods(col: _Collector, raw: Any, stages: Sequence[str]) -> tuple[MethodSp
             if not isinstance(table[stage], dict):
                 col.add((*where, stage), f"must be a table of {stage} config fields")
                 continue
-            forbid = ("seed",) if stage == "train" else ()
+            forbid = ("seed",) if stage in TRAIN_STAGES else ()
             overrides[stage] = _fields_table(col, stage, table[stage], (*where, stage), forbid=forbid)
         description = _text(col, (*where, "description"), table.get("description"), required=False)
         out.append(MethodSpec(name, i, overrides, description))
@@ -416,17 +419,21 @@ def parse_spec(text: str, path: str | Path = "<study>") -> StudySpec:
         if key not in TOP_LEVEL:
             col.unknown((), key, TOP_LEVEL, "table")
     name, description, seeds = _study_table(col, data)
-    present = [s for s in ("train", *EVAL_STAGES) if s in data]
-    train = _stage_table(col, "train", data["train"]) if "train" in data else None
+    present = [s for s in (*TRAIN_STAGES, *EVAL_STAGES) if s in data]
+    trainers = [s for s in TRAIN_STAGES if s in data]
+    if len(trainers) > 1:
+        col.add(("train_offline",), "a study trains online ([train]) or offline ([train_offline]), not both")
+    kind = trainers[0] if trainers else "train"
+    train = _stage_table(col, kind, data[kind]) if trainers else None
     if "grid" in data:
         if train is None:
-            col.add(("grid",), "[grid] multiplies training cells: add a [train] table (it may be empty)")
+            col.add(("grid",), "[grid] multiplies training cells: add a [train] or [train_offline] table")
         else:
-            axes = _grid_table(col, "train", data["grid"], ("grid",), forbid=("seed",))
+            axes = _grid_table(col, kind, data["grid"], ("grid",), forbid=("seed",))
             for key, _ in axes:
                 if key in train.base:
-                    col.add(("grid", key), f"{key} is both set in [train] and a grid axis; keep one")
-            train = StageSpec("train", train.base, axes)
+                    col.add(("grid", key), f"{key} is both set in [{kind}] and a grid axis; keep one")
+            train = StageSpec(kind, train.base, axes)
     stages = tuple(s for s in (_stage_table(col, n, data[n]) for n in EVAL_STAGES if n in data) if s is not None)
     methods = _methods(col, data["method"], present) if "method" in data else ()
     if methods and train is None:

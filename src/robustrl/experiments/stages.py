@@ -6,6 +6,7 @@ A stage is one config-first entry point of robustrl (the same ones ``robustrl.cl
 stage           TOML table          config → entry point                        result (``to_rows``)
 ==============  ==================  ==========================================  ======================
 ``train``       ``[train]``         ``TrainConfig`` → ``jobs.train``             ``TrainResult``
+``train_offline`` ``[train_offline]`` ``OfflineTrainConfig`` → ``train_offline``  ``OfflineTrainResult``
 ``evaluate``    ``[evaluate]``      ``EvaluateConfig`` → ``evaluate``            ``EvaluationResult``
 ``certify``     ``[certify]``       ``CertifyConfig`` → ``certify``              ``Certificate``
 ``dynamics``    ``[dynamics]``      ``DynamicsConfig`` → ``evaluate_dynamics``   ``DynamicsResult``
@@ -31,7 +32,7 @@ from typing import Any, Literal
 
 __all__ = ["STAGES", "Stage", "StageName", "check_config", "cost_units", "env_info"]
 
-StageName = Literal["train", "evaluate", "certify", "dynamics"]
+StageName = Literal["train", "train_offline", "evaluate", "certify", "dynamics"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class Stage:
     result_file: str
     """The result file inside the cell's folder (empty: the folder is a training run folder)."""
 
+    @property
+    def trains(self) -> bool:
+        """Whether the stage trains a policy (its cell folder is a run folder with ``policy.zip``)."""
+        return not self.result_file
+
     def config_class(self) -> type:
         """The config class, imported now."""
         return _resolve(self.config)  # type: ignore[no-any-return]
@@ -73,6 +79,10 @@ _EVAL = ("policy", "env", "out", "progress")
 STAGES: dict[str, Stage] = {
     "train": Stage(
         "train", "robustrl.agents.train:TrainConfig", "robustrl.jobs:train", ("out",), _RUN, _RUN, "",
+    ),
+    "train_offline": Stage(
+        "train_offline", "robustrl.offline.train:OfflineTrainConfig", "robustrl.offline.train:train_offline",
+        ("out",), _RUN, _RUN, "",
     ),
     "evaluate": Stage(
         "evaluate", "robustrl.evaluate.config:EvaluateConfig", "robustrl.jobs:evaluate", ("policy", "out"), _EVAL,
@@ -237,8 +247,44 @@ def _check_dynamics(cfg: Any) -> list[Issue]:
     return issues
 
 
+@functools.lru_cache(maxsize=64)
+def dataset_env(dataset: str, root: str | None) -> str:
+    """The env id a dataset names ("" if it names none), read once per dataset.
+
+    Raises:
+        ValueError: the dataset cannot be read (unknown id, missing file...).
+    """
+    from robustrl.offline.data import load_dataset
+
+    return load_dataset(dataset, root=root).env_id
+
+
+def _check_train_offline(cfg: Any) -> list[Issue]:
+    from robustrl.offline.train import OFFLINE_ALGORITHMS
+
+    issues: list[Issue] = []
+    _attempt(issues, None, lambda: dataclasses.replace(cfg, out=None).validate())
+    if issues:
+        return issues
+    env = cfg.env or _attempt(issues, "dataset", lambda: dataset_env(cfg.dataset, _text(cfg.root)))
+    if env:
+        issues += _check_env(env)
+    elif not issues:
+        issues.append(("env", f"dataset {cfg.dataset!r} names no env: set env"))
+    _, algo_cls = OFFLINE_ALGORITHMS[cfg.algo]
+    from robustrl.common.config import apply_overrides
+
+    _attempt(issues, "set", lambda: apply_overrides(algo_cls(), list(cfg.set)).validate())
+    return issues
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 _CHECKS: dict[str, Callable[[Any], list[Issue]]] = {
     "train": _check_train,
+    "train_offline": _check_train_offline,
     "evaluate": _check_evaluate,
     "certify": _check_certify,
     "dynamics": _check_dynamics,
@@ -259,6 +305,7 @@ def check_config(stage: str, cfg: Any) -> list[Issue]:
 # --------------------------------------------------------------------------------------------------
 DEFAULT_SECONDS_PER_UNIT: dict[str, float] = {
     "train": 1.5e-4,
+    "train_offline": 4.0e-3,
     "evaluate": 6.0e-3,
     "certify": 7.0e-4,
     "dynamics": 2.5e-3,
@@ -274,8 +321,8 @@ _GRADIENT_STEPS = {"fgsm": 1, "pgd": 10, "mad": 10, "critic": 10}
 def cost_units(stage: str, config: dict[str, Any]) -> float:
     """Work units of one cell, proportional to its run time for a given task (see :data:`DEFAULT_SECONDS_PER_UNIT`).
 
-    train: environment steps; evaluate: episodes × rollouts, a gradient attack's rollout counted once per
-    optimiser step; certify: episodes; dynamics: episodes × grid points.
+    train: environment steps; train_offline: gradient updates; evaluate: episodes × rollouts, a gradient
+    attack's rollout counted once per optimiser step; certify: episodes; dynamics: episodes × grid points.
     """
     if stage == "train":
         from robustrl.agents.train import TrainConfig, resolve_algo_config
@@ -285,6 +332,8 @@ def cost_units(stage: str, config: dict[str, Any]) -> float:
             return float(resolve_algo_config(config_from_dict(TrainConfig, dict(config))).total_steps)
         except (ValueError, TypeError):
             return float(config.get("total_steps") or 0)
+    if stage == "train_offline":
+        return float(config.get("updates") or 0)
     if stage == "evaluate":
         from robustrl.evaluate.config import parse_threat
 

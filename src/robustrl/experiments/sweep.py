@@ -214,7 +214,7 @@ def plan_sweep(study: Study, out: str | Path, *, parallel: int = 1) -> SweepPlan
 
 def _artefact_ok(root: Path, cell: Cell) -> bool:
     """Whether a done cell's files are still there (a training cell's policy and its completion mark)."""
-    if cell.stage == "train":
+    if STAGES[cell.stage].trains:
         return (root / cell.folder / "result.json").is_file() and (root / cell.folder / "policy.zip").is_file()
     return (root / cell.result_path).is_file()
 

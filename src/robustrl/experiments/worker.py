@@ -122,7 +122,7 @@ def run_cell(task: str, study_dir: str) -> dict[str, Any]:
         config = dict(data["config"])
         for name in stage.path_fields:
             config[name] = _absolute(root, config.get(name))
-        if stage.name == "train":
+        if stage.trains:
             run_dir = Path(config["out"])
             config["overwrite"] = run_dir.is_dir() and any(run_dir.iterdir())
         else:

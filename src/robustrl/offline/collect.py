@@ -234,13 +234,15 @@ def make_recipe(
     expert_steps: int | None = None,
     noise: float = 0.0,
     progress: bool = False,
+    expert: Policy | None = None,
 ) -> OfflineDataset:
     """Build a D4RL-like dataset ``recipe`` of ``env_id`` (behaviour policies trained here, nothing downloaded).
 
-    The expert is trained by :func:`robustrl.agents.train.train` (the budget of :data:`RECIPE_BUDGETS`, or
-    ``expert_steps``); the medium policy by a second run of the same learner stopped at the first evaluation
-    whose return reaches ``R_random + (R_expert − R_random) / 3``; ``medium-replay`` is every transition that
-    second run stepped (its replay); ``medium-expert`` is ``episodes`` medium plus ``episodes`` expert episodes.
+    The expert is ``expert`` if given (e.g. a policy trained earlier), else trained by
+    :func:`robustrl.agents.train.train` (the budget of :data:`RECIPE_BUDGETS`, or ``expert_steps``); the
+    medium policy by a second run of the same learner stopped at the first evaluation whose return reaches
+    ``R_random + (R_expert − R_random) / 3``; ``medium-replay`` is every transition that second run stepped
+    (its replay); ``medium-expert`` is ``episodes`` medium plus ``episodes`` expert episodes.
     Reference returns (normalised score 0 and 100) are the random and the expert policy's mean returns.
 
     Raises:
@@ -260,12 +262,14 @@ def make_recipe(
         random_pi = RandomPolicy(env.observation_space, env.action_space)
         ref_min = reference_return(random_pi, env_id, seed=_s(seed, 1))
         meta = {"recipe": recipe, "env_id": env_id, "seed": seed, "behaviour_algo": budget.algo,
-                "expert_steps": steps, "noise": noise}  # fmt: skip
+                "expert_steps": None if expert is not None else steps, "noise": noise,
+                "expert": "given" if expert is not None else "trained"}  # fmt: skip
         if recipe == "random":
             data = collect_episodes(random_pi, env, episodes, seed=_s(seed, 2), meta=meta)
             return dataclasses.replace(data, ref_min_score=ref_min, ref_max_score=None)
-        expert = train(TrainConfig(algo=budget.algo, env=env_id, total_steps=steps, seed=seed,  # type: ignore[arg-type]
-                                   eval_every=0, eval_episodes=8, progress=progress)).policy  # fmt: skip
+        if expert is None:
+            expert = train(TrainConfig(algo=budget.algo, env=env_id, total_steps=steps, seed=seed,  # type: ignore[arg-type]
+                                       eval_every=0, eval_episodes=8, progress=progress)).policy  # fmt: skip
         ref_max = reference_return(expert, env_id, seed=_s(seed, 3))
         meta.update(ref_random=ref_min, ref_expert=ref_max)
         refs: dict[str, Any] = {"ref_min_score": ref_min, "ref_max_score": ref_max}

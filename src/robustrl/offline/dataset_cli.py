@@ -41,7 +41,8 @@ class DatasetConfig:
     root: Path | None = None
     """Minari datasets folder (default: MINARI_DATASETS_PATH, else ~/.minari/datasets)."""
     policy: str = ""
-    """collect: the behaviour policy (a policy file or run folder robustrl loads, or 'random')."""
+    """collect: the behaviour policy (a policy file or run folder robustrl loads, or 'random'); with --recipe,
+    the expert the recipe uses instead of training one."""
     recipe: str = ""
     """collect: a D4RL-like recipe instead of a policy: random, medium, expert, medium-replay, medium-expert."""
     env: str = ""
@@ -90,8 +91,12 @@ class DatasetConfig:
         if self.action not in ("collect", "corrupt", "info"):
             raise ValueError(f"dataset action must be collect, corrupt or info, got {self.action!r}")
         if self.action == "collect":
-            if bool(self.policy) == bool(self.recipe):
-                raise ValueError("dataset collect needs exactly one of --policy and --recipe")
+            if not (self.policy or self.recipe):
+                raise ValueError("dataset collect needs --policy or --recipe")
+            if self.recipe and self.policy == "random":
+                raise ValueError("--policy with --recipe names the recipe's expert; 'random' cannot be one")
+            if self.recipe and self.policy and self.expert_steps is not None:
+                raise ValueError("--expert-steps trains the recipe's expert; it cannot go with --policy")
             if self.recipe and self.recipe not in RECIPES:
                 raise ValueError(f"unknown recipe {self.recipe!r}; choose from {list(RECIPES)}")
             if not self.env:
@@ -149,10 +154,12 @@ def _write(data: OfflineDataset, cfg: DatasetConfig, what: str) -> str:
 
 
 def _collect(cfg: DatasetConfig) -> OfflineDataset:
-    if cfg.recipe:
-        return make_recipe(cfg.env, cfg.recipe, cfg.episodes, seed=cfg.seed, expert_steps=cfg.expert_steps,
-                           noise=cfg.noise, progress=cfg.progress)  # fmt: skip
     from robustrl.policies import load_policy
+
+    if cfg.recipe:
+        expert = load_policy(cfg.policy, env_id=cfg.env) if cfg.policy else None
+        return make_recipe(cfg.env, cfg.recipe, cfg.episodes, seed=cfg.seed, expert_steps=cfg.expert_steps,
+                           noise=cfg.noise, progress=cfg.progress, expert=expert)  # fmt: skip
 
     env = make_env(cfg.env, min(cfg.episodes, 16), seed=cfg.seed)
     try:
