@@ -1,13 +1,15 @@
-"""ATLA / PA-ATLA vs vanilla PPO on CartPole: training cost (ratio to vanilla PPO, same run) and sa-mdp-v1 minimum.
+"""Observation defenses vs vanilla PPO on CartPole: training cost relative to vanilla PPO (same run), sa-mdp-v1 minimum.
 
-For each seed, trains vanilla PPO, ATLA and PA-ATLA with the same agent-step budget, times each training,
+For each seed, trains vanilla PPO and each defense (default: sa-reg, ATLA, PA-ATLA; any registered defense taking
+``eps`` via ``--defenses``) with the same agent-step budget, times each training,
 times the suite's adversary training on the vanilla policy, and evaluates every policy with
 ``robustrl evaluate --suite sa-mdp-v1`` at ε. Prints (and with --out writes) JSON with the resolved settings,
 the per-seed numbers and the training-time ratios to vanilla PPO measured in this run.
 
 Usage:
-    python benchmarks/bench_atla.py --quick                  # 1 seed, 60k steps, 32 episodes
-    python benchmarks/bench_atla.py --seeds 0 1 2 3 4 --steps 100000 --out bench_atla.json
+    python benchmarks/bench_defenses.py --quick                  # 1 seed, 60k steps, 32 episodes
+    python benchmarks/bench_defenses.py --seeds 0 1 2 3 4 --steps 100000 --out bench_defenses.json
+    python benchmarks/bench_defenses.py --quick --defenses sa-reg wocar
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--eps", type=float, default=0.05)
     parser.add_argument("--episodes", type=int, default=32)
+    parser.add_argument("--defenses", nargs="+", default=["sa-reg", "atla", "pa-atla"],
+                        help="defenses to compare with vanilla PPO (each gets --defense-set eps=EPS)")
     parser.add_argument("--quick", action="store_true", help="one seed")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -42,7 +46,7 @@ def main() -> None:
     rows = []
     for seed in seeds:
         times: dict[str, float] = {}
-        for defense in ("none", "atla", "pa-atla"):
+        for defense in ("none", *args.defenses):
             sets = () if defense == "none" else (f"eps={args.eps}",)
             t0 = time.perf_counter()
             res = train(TrainConfig(total_steps=args.steps, eval_every=0, eval_episodes=16, seed=seed,
@@ -59,7 +63,7 @@ def main() -> None:
             rows.append({"seed": seed, "defense": defense, "clean": float(ev.clean.mean),
                          "attacks": {c.label: float(c.mean[0]) for c in ev.threats},
                          "suite_min": float(ev.strongest[0].mean[-1]), "train_s": times[defense]})
-        for defense in ("atla", "pa-atla"):
+        for defense in args.defenses:
             rows.append({"seed": seed, "defense": defense, "train_time_ratio_to_ppo": times[defense] / times["none"]})
         rows.append({"seed": seed, "adversary_train_s": {k: v for k, v in times.items() if k.startswith("adv")}})
     out = {"config": vars(args), "rows": rows, "provenance": provenance()}
