@@ -14,6 +14,7 @@ from robustrl.offline.corruption import CorruptionConfig, corrupt
 from robustrl.offline.data import ELEMENTS, OfflineDataset, load_dataset, save_npz, write_minari
 from robustrl.offline.dataset_cli import DatasetConfig, dataset, summarize
 from robustrl.offline.measures import state_action_coverage, trajectory_quality, unique_state_actions
+from robustrl.offline.online import OnlineConfig
 from robustrl.offline.train import OFFLINE_ALGORITHMS, OfflineTrainConfig, train_offline
 from robustrl.offline.weighting import return_weights
 
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetConfig",
     "OfflineDataset",
     "OfflineTrainConfig",
+    "OnlineConfig",
     "RandomPolicy",
     "RecordingVecEnv",
     "collect_episodes",

@@ -6,6 +6,9 @@ the dataset (``normalize_obs``), and a :class:`~robustrl.agents.critics.CriticEn
 batched matmul per layer, no per-critic loop) on ``[normalised obs, action in [−1, 1]]``; after each round of
 updates the ensemble's weights are copied into the policy's own critics, so the saved ``policy.zip`` has
 ``critic(obs, action)`` (adversarial corruption and the critic attack use it).
+
+In the online phase (:mod:`robustrl.offline.online`) an update also gets :class:`RO2OTerms`: the learners that
+support it (IQL/RIQL, TD3+BC) add RO2O's uncertainty penalty and smoothness terms to their losses.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from robustrl.agents.critics import CriticEnsemble
 from robustrl.offline.data import OfflineDataset
 from robustrl.policies.actors import scale_action
 
-__all__ = ["OfflineBatch", "OfflineBuffer", "OfflineLearnerConfig", "critic_ensemble", "set_obs_normalizer"]
+__all__ = [
+    "OfflineBatch",
+    "OfflineBuffer",
+    "OfflineLearnerConfig",
+    "RO2OTerms",
+    "critic_ensemble",
+    "set_obs_normalizer",
+]
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,19 @@ class OfflineBatch(NamedTuple):
     """``[B, obs_dim]``."""
     terminated: torch.Tensor
     """``float [B]``: 1 where the transition ended in a terminal state (no bootstrap)."""
+
+
+class RO2OTerms(NamedTuple):
+    """What an online-phase update adds to a learner's losses (RO2O: uncertainty and smoothness)."""
+
+    beta: float
+    """β of the uncertainty penalty ``β·std_k Q'_k`` subtracted from the TD target (0: none)."""
+    noise: torch.Tensor | None
+    """``[n, B, F]`` offsets ``u`` of the perturbed states ``ŝ = features(s) + u`` (None: no smoothness terms)."""
+    q_weight: float
+    """Weight of the Q smoothness term ``max_j (Q(ŝ_j, a) − Q(s, a))²``."""
+    policy_weight: float
+    """Weight of the policy smoothness term ``max_j ‖π(ŝ_j) − π(s)‖²``."""
 
 
 class OfflineBuffer:

@@ -9,6 +9,10 @@ target critics instead of their minimum), ``q_loss="huber"`` (RIQL's Huber loss 
 observation normalisation; :data:`RIQL_PRESETS` are the paper's per-env ``σ``, ``α`` and ``K`` for each
 corruption (from the reference code's ``RIQL_config.py``).
 
+In the online phase (:class:`~robustrl.offline.base.RO2OTerms`) the ``V`` target also subtracts RO2O's
+``β·std_k Q'_k(s, a)`` (the ``Q`` target ``r + γV(s′)`` inherits it), and the critics and the actor add the
+smoothness terms on perturbed states.
+
 The three losses touch disjoint parameters (``V``, the critic ensemble, the actor), so one update is one
 backward pass and one fused Adam step.
 """
@@ -25,9 +29,17 @@ import torch
 
 from robustrl.agents.common import Generators, make_adam, polyak_, seeded_init
 from robustrl.agents.critics import CriticEnsemble
-from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, critic_ensemble, set_obs_normalizer
+from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, RO2OTerms, critic_ensemble, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
-from robustrl.offline.losses import awr_weights, ensemble_quantile, expectile_loss, huber_loss
+from robustrl.offline.losses import (
+    awr_weights,
+    ensemble_quantile,
+    expectile_loss,
+    huber_loss,
+    policy_smoothness,
+    q_smoothness,
+    uncertainty_penalty,
+)
 from robustrl.policies.actors import DeterministicActorPolicy
 from robustrl.policies.features import flat_dim
 
@@ -134,8 +146,8 @@ class IQL:
         self.optimizer = make_adam(trained, cfg.learning_rate)
         self.updates = 0
 
-    def update(self, b: OfflineBatch) -> dict[str, torch.Tensor]:
-        """One update on the minibatch ``b``; returns ``train/…`` metrics (tensors, no host sync)."""
+    def update(self, b: OfflineBatch, ro2o: RO2OTerms | None = None) -> dict[str, torch.Tensor]:
+        """One update on the minibatch ``b`` (with RO2O's terms in the online phase); ``train/…`` metrics."""
         cfg = self.cfg
         n = b.obs.shape[0]
         feats, next_feats = self.policy.features(torch.cat([b.obs, b.next_obs])).split(n)
@@ -143,6 +155,8 @@ class IQL:
         with torch.no_grad():
             target_q = self.target_critics.q_values(x)
             q_t = ensemble_quantile(target_q, cfg.quantile) if cfg.v_target == "quantile" else target_q.min(0).values
+            if ro2o is not None and ro2o.beta > 0:
+                q_t = q_t - uncertainty_penalty(target_q, ro2o.beta)
             next_v = self.value.q_values(next_feats)[0]
             y = b.rewards + cfg.gamma * (1.0 - b.terminated) * next_v
         v = self.value.q_values(feats)[0]
@@ -154,13 +168,28 @@ class IQL:
         pi = self.policy.mu(feats)
         weights = awr_weights(adv, cfg.beta, cfg.max_weight)
         actor_loss = (weights * (pi - b.actions).square().sum(-1)).mean()
+        loss = v_loss + q_loss + actor_loss
+        out = {"train/value_loss": v_loss.detach(), "train/q_loss": q_loss.detach(),
+               "train/actor_loss": actor_loss.detach(), "train/adv_weight": weights.mean()}  # fmt: skip
+        if ro2o is not None and ro2o.noise is not None:
+            smooth_q, smooth_pi = self._smoothness(feats.detach(), b.actions, q, pi, ro2o.noise)
+            loss = loss + ro2o.q_weight * smooth_q + ro2o.policy_weight * smooth_pi
+            out |= {"train/q_smoothness": smooth_q.detach(), "train/policy_smoothness": smooth_pi.detach()}
         self.optimizer.zero_grad(set_to_none=True)
-        (v_loss + q_loss + actor_loss).backward()
+        loss.backward()
         self.optimizer.step()
         polyak_(self._target_params, self._critic_params, cfg.tau)
         self.updates += 1
-        return {"train/value_loss": v_loss.detach(), "train/q_loss": q_loss.detach(),
-                "train/actor_loss": actor_loss.detach(), "train/adv_weight": weights.mean()}  # fmt: skip
+        return out
+
+    def _smoothness(
+        self, feats: torch.Tensor, actions: torch.Tensor, q: torch.Tensor, pi: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RO2O's Q and policy smoothness at the perturbed states ``features(s) + noise [n, B, F]``."""
+        n, b = noise.shape[0], feats.shape[0]
+        pert = (feats.unsqueeze(0) + noise).flatten(0, 1)  # [n·B, F]
+        q_pert = self.critics.q_values(torch.cat([pert, actions.repeat(n, 1)], -1)).unflatten(1, (n, b))
+        return q_smoothness(q, q_pert), policy_smoothness(pi, self.policy.mu(pert).unflatten(0, (n, b)))
 
     def sync_policy(self) -> None:
         """Copy the trained critic ensemble into the policy's critics (before saving or evaluating)."""

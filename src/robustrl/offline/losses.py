@@ -5,7 +5,9 @@ onto ``r + γ(1 − terminated)V(s′)``, advantage-weighted regression of the a
 changes two pieces: the ``V`` target is the ``α``-quantile over a ``K``-critic ensemble instead of the minimum,
 and the ``Q`` loss is a Huber loss. TD3+BC (Fujimoto & Gu, NeurIPS 2021): ``−λ·Q(s, π(s)) + (π(s) − a)²`` with
 ``λ = α / mean|Q|``. CQL (Kumar et al., NeurIPS 2020): the ``log Σ exp Q`` over sampled actions minus the data
-action's ``Q``.
+action's ``Q``. RO2O (Wen et al., *Towards Robust Offline-to-Online Reinforcement Learning via Uncertainty and
+Smoothness*, JAIR 2024), for the online phase: the ``β·std`` penalty over the ensemble on the TD target, and
+the smoothness of ``Q`` and of the policy between a state and perturbed states in an ``ε``-ball.
 
 Example:
     >>> expectile_loss(torch.tensor([1.0, -1.0]), 0.7)
@@ -20,11 +22,15 @@ import torch
 
 __all__ = [
     "awr_weights",
+    "ball_noise",
     "cql_penalty",
     "ensemble_quantile",
     "expectile_loss",
     "huber_loss",
+    "policy_smoothness",
+    "q_smoothness",
     "td3bc_actor_loss",
+    "uncertainty_penalty",
 ]
 
 
@@ -68,3 +74,50 @@ def cql_penalty(q_sampled: torch.Tensor, q_data: torch.Tensor, temperature: floa
     """
     lse = temperature * torch.logsumexp(q_sampled / temperature, dim=-1)
     return (lse - q_data).mean(1).sum()
+
+
+def uncertainty_penalty(q: torch.Tensor, beta: float) -> torch.Tensor:
+    """RO2O's uncertainty penalty ``β·std_k Q_k`` over the ensemble axis of ``q [K, B]`` (sample std), ``[B]``.
+
+    Subtracted from a TD target, it lowers the value of state-actions the ``K ≥ 2`` critics disagree on.
+
+    Example:
+        >>> uncertainty_penalty(torch.tensor([[1.0, 0.0], [3.0, 0.0]]), beta=2.0)
+        tensor([2.8284, 0.0000])
+    """
+    if q.shape[0] < 2:
+        raise ValueError(f"the uncertainty penalty needs an ensemble of K ≥ 2 critics, got K = {q.shape[0]}")
+    return beta * q.std(dim=0, correction=1)
+
+
+def ball_noise(
+    samples: int, batch: int, dim: int, eps: float, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``samples`` offsets ``u ~ U[−ε, ε]^dim`` per state, ``[n, B, dim]``: the perturbed states ``ŝ = s + u``.
+
+    RORL/RO2O look for the worst state of the ``ε``-ball among ``n`` uniform draws (the ``max`` in
+    :func:`q_smoothness` and :func:`policy_smoothness`).
+    """
+    u = torch.rand((samples, batch, dim), generator=generator, device=device)
+    return (2.0 * u - 1.0) * eps
+
+
+def q_smoothness(q_clean: torch.Tensor, q_perturbed: torch.Tensor) -> torch.Tensor:
+    """``E_B[max_j mean_k (Q_k(ŝ_j, a) − Q_k(s, a))²]`` for ``q_clean [K, B]`` and ``q_perturbed [K, n, B]``.
+
+    The worst of the ``n`` perturbed states per sample (RORL/RO2O's value smoothness); ``Q(s, a)`` is not
+    differentiated, so the term pulls the perturbed values towards the clean one. Zero for a critic that
+    ignores the state.
+    """
+    gap = (q_perturbed - q_clean.detach().unsqueeze(1)).square().mean(0)  # [n, B]
+    return gap.max(0).values.mean()
+
+
+def policy_smoothness(a_clean: torch.Tensor, a_perturbed: torch.Tensor) -> torch.Tensor:
+    """``E_B[max_j ‖π(ŝ_j) − π(s)‖²]`` for deterministic actions ``a_clean [B, A]``, ``a_perturbed [n, B, A]``.
+
+    RO2O's policy smoothness for a deterministic actor (the squared distance replaces the KL of a Gaussian
+    one); ``π(s)`` is not differentiated.
+    """
+    gap = (a_perturbed - a_clean.detach().unsqueeze(0)).square().sum(-1)  # [n, B]
+    return gap.max(0).values.mean()

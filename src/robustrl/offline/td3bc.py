@@ -3,6 +3,10 @@
 TD3's twin critics with target-policy smoothing and delayed actor updates; the actor maximises
 ``λ·Q(s, π(s))`` with ``λ = α / mean|Q|`` minus the squared distance to the data action. The twin critics are one
 fused :class:`~robustrl.agents.critics.CriticEnsemble`.
+
+In the online phase (:class:`~robustrl.offline.base.RO2OTerms`) the TD target subtracts RO2O's
+``β·std_k Q'_k(s′, ã′)``, the critic loss adds the Q smoothness and the actor loss the policy smoothness on
+perturbed states.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import torch
 
 from robustrl.agents.common import make_adam, polyak_, seeded_init
 from robustrl.agents.td3 import smoothed_target_action, td3_target
-from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, critic_ensemble, set_obs_normalizer
+from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, RO2OTerms, critic_ensemble, set_obs_normalizer
 from robustrl.offline.data import OfflineDataset
-from robustrl.offline.losses import td3bc_actor_loss
+from robustrl.offline.losses import policy_smoothness, q_smoothness, td3bc_actor_loss, uncertainty_penalty
 from robustrl.policies.actors import DeterministicActorPolicy
 from robustrl.policies.features import flat_dim
 
@@ -73,27 +77,43 @@ class TD3BC:
         self.noise_generator = torch.Generator().manual_seed(seed)
         self.updates = 0
 
-    def update(self, b: OfflineBatch) -> dict[str, torch.Tensor]:
-        """One critic update, and an actor update every ``policy_delay`` calls."""
+    def update(self, b: OfflineBatch, ro2o: RO2OTerms | None = None) -> dict[str, torch.Tensor]:
+        """One critic update, and an actor update every ``policy_delay`` calls (RO2O's terms when given)."""
         cfg = self.cfg
-        n = b.obs.shape[0]
-        feats, next_feats = self.policy.features(torch.cat([b.obs, b.next_obs])).split(n)
+        n_b = b.obs.shape[0]
+        feats, next_feats = self.policy.features(torch.cat([b.obs, b.next_obs])).split(n_b)
         with torch.no_grad():
             mu = self.target_mu(next_feats)
             eps = torch.randn(mu.shape, generator=self.noise_generator, device=mu.device)
             next_a = smoothed_target_action(mu, eps, cfg.policy_noise, cfg.noise_clip)
             next_q = self.target_critics.q_values(torch.cat([next_feats, next_a], -1))
             y = td3_target(b.rewards, next_q, b.terminated, cfg.gamma)
-        critic_loss = self.critics.loss(self.critics(torch.cat([feats, b.actions], -1)), y)
+            if ro2o is not None and ro2o.beta > 0:
+                y = y - cfg.gamma * (1.0 - b.terminated) * uncertainty_penalty(next_q, ro2o.beta)
+        q_out = self.critics(torch.cat([feats, b.actions], -1))
+        critic_loss = self.critics.loss(q_out, y)
+        out = {"train/critic_loss": critic_loss.detach()}
+        noise = ro2o.noise if ro2o is not None else None
+        pert = None
+        if ro2o is not None and noise is not None:
+            n = noise.shape[0]
+            pert = (feats.detach().unsqueeze(0) + noise).flatten(0, 1)  # [n·B, F]
+            q_pert = self.critics.q_values(torch.cat([pert, b.actions.repeat(n, 1)], -1)).unflatten(1, (n, n_b))
+            smooth_q = q_smoothness(self.critics.expectation(q_out), q_pert)
+            critic_loss = critic_loss + ro2o.q_weight * smooth_q
+            out["train/q_smoothness"] = smooth_q.detach()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
         self.updates += 1
-        out = {"train/critic_loss": critic_loss.detach()}
         if self.updates % cfg.policy_delay == 0:
             pi = self.policy.mu(feats)
             q = self.critics.q_values(torch.cat([feats, pi], -1), detach=True)[0]
             actor_loss = td3bc_actor_loss(q, pi, b.actions, cfg.alpha)
+            if ro2o is not None and pert is not None:
+                smooth_pi = policy_smoothness(pi, self.policy.mu(pert).unflatten(0, (n, n_b)))
+                actor_loss = actor_loss + ro2o.policy_weight * smooth_pi
+                out["train/policy_smoothness"] = smooth_pi.detach()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()

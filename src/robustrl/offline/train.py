@@ -4,7 +4,10 @@ A run is an :class:`OfflineTrainConfig` (dataset, learner, budget, evaluation) p
 config: the algorithm's defaults (RIQL: the paper's per-env σ, α, K for the dataset's corruption, read from the
 dataset's stored corruption config), then ``--set key=value`` overrides. The policy is evaluated every
 ``eval_every`` updates in the real env through :func:`robustrl.rollout.rollout`; the normalised score uses the
-dataset's own reference returns (random = 0, expert = 100).
+dataset's own reference returns (random = 0, expert = 100). With ``online_steps > 0`` the same learner is
+then fine-tuned online for that many env transitions (:mod:`robustrl.offline.online`, RO2O-style), evaluated
+every ``OnlineConfig.eval_every`` env steps and at the end; the history holds both phases (``phase``), so the
+result shows the score before fine-tuning (:attr:`~robustrl.results.OfflineTrainResult.offline_score`) and after.
 
 Run folder (``out``), every file written atomically: ``config.json`` (before training), ``policy.zip`` (loads
 with :func:`robustrl.load_policy`, critics included), ``eval.json`` and ``checkpoint.pt`` (learner state) at
@@ -45,6 +48,7 @@ from robustrl.offline.bc import BC, BCConfig
 from robustrl.offline.cql import CQL, CQLConfig
 from robustrl.offline.data import OfflineDataset, load_dataset
 from robustrl.offline.iql import IQL, IQLConfig, riql_preset
+from robustrl.offline.online import OnlineConfig, OnlineFineTuner, OnlineReplay, check_online_algo
 from robustrl.offline.td3bc import TD3BC, TD3BCConfig
 from robustrl.offline.weighting import return_weights
 from robustrl.policies.features import flat_dim
@@ -60,7 +64,8 @@ OFFLINE_ALGORITHMS: dict[str, tuple[type[Any], type[Any]]] = {
 }  # fmt: skip
 """Learner class and config class by algorithm name (RIQL is IQL with RIQL's config)."""
 
-__all__ = ["OFFLINE_ALGORITHMS", "OfflineTrainConfig", "resolve_offline_config", "train_offline"]
+__all__ = ["OFFLINE_ALGORITHMS", "OfflineTrainConfig", "resolve_offline_config", "resolve_online_config",
+           "train_offline"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,10 @@ class OfflineTrainConfig:
     """Trajectory reweighting for mixed datasets: none (uniform transitions) or return (episodes sampled by return)."""
     reweight_temperature: float = 0.1
     """Temperature of return reweighting, in units of the dataset's return range (small: only the best episodes)."""
+    online_steps: int = 0
+    """After the offline updates, fine-tune online for this many env transitions (RO2O; 0: offline only)."""
+    online_set: tuple[str, ...] = ()
+    """Overrides of the online phase's OnlineConfig (beta, smooth_eps, smooth_weight, offline_ratio...) as key=value."""
     out: Path | None = None
     """Run folder for config.json, policy.zip, eval.json, checkpoint.pt, result.json (None: write nothing)."""
     overwrite: bool = False
@@ -113,6 +122,12 @@ class OfflineTrainConfig:
             raise ValueError(f"reweight must be none or return, got {self.reweight!r}")
         if not (math.isfinite(self.reweight_temperature) and self.reweight_temperature > 0):
             raise ValueError(f"reweight_temperature must be > 0, got {self.reweight_temperature}")
+        if self.online_steps < 0:
+            raise ValueError(f"online_steps must be ≥ 0, got {self.online_steps}")
+        if self.online_set and self.online_steps == 0:
+            raise ValueError("--online-set configures the online phase: pass --online-steps N > 0")
+        if self.online_steps > 0:
+            check_count(self.online_steps, "online_steps")
         if (self.overwrite or self.resume) and self.out is None:
             raise ValueError("--overwrite and --resume need a run folder: pass --out")
 
@@ -138,6 +153,19 @@ def resolve_offline_config(cfg: OfflineTrainConfig, data: OfflineDataset, env_id
     return algo_cfg
 
 
+def resolve_online_config(cfg: OfflineTrainConfig, num_critics: int) -> OnlineConfig | None:
+    """The online phase's config (``--online-set`` over its defaults), checked; None: offline only."""
+    if cfg.online_steps == 0:
+        return None
+    online = apply_overrides(OnlineConfig(), cfg.online_set, what="--online-set")
+    online.validate()
+    check_online_algo(cfg.algo, num_critics, online)
+    if cfg.online_steps % online.num_envs:
+        raise ValueError(f"online_steps ({cfg.online_steps}) must be a multiple of OnlineConfig.num_envs "
+                         f"({online.num_envs})")  # fmt: skip
+    return online
+
+
 def _evaluate(policy: Any, env: Any, episodes: int, seed: int) -> torch.Tensor:
     policy.eval()
     with torch.no_grad():
@@ -158,16 +186,22 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
     if not env_id:
         raise ValueError(f"dataset {cfg.dataset!r} names no env: pass --env")
     algo_cfg = resolve_offline_config(cfg, data, env_id)
+    online_cfg = resolve_online_config(cfg, algo_cfg.num_critics)
     corruption, scale, _ = corruption_of(data)
     run_dir = Path(cfg.out) if cfg.out is not None else None
     meta: dict[str, Any] = {
         "run_id": new_run_id(), "train_offline": config_to_dict(cfg), "algo": config_to_dict(algo_cfg),
         "algo_class": type(algo_cfg).__name__, "dataset_meta": data.meta, "provenance": provenance(),
     }  # fmt: skip
+    sections: tuple[str, ...] = ("train_offline", "algo")
+    if online_cfg is not None:
+        meta["online"] = config_to_dict(online_cfg)
+        sections += ("online",)
     checkpoint = None
     if run_dir is not None and prepare_run_dir(run_dir, overwrite=cfg.overwrite, resume=cfg.resume):
-        defaults = {"train_offline": field_defaults(type(cfg)), "algo": field_defaults(type(algo_cfg))}
-        meta["run_id"] = check_resume_config(run_dir, meta, sections=("train_offline", "algo"), defaults=defaults)
+        defaults = {"train_offline": field_defaults(type(cfg)), "algo": field_defaults(type(algo_cfg)),
+                    "online": field_defaults(OnlineConfig)}  # fmt: skip
+        meta["run_id"] = check_resume_config(run_dir, meta, sections=sections, defaults=defaults)
         checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     eval_env = make_env(env_id, min(cfg.eval_episodes, 16), seed=_child(cfg.seed, 11))
     try:
@@ -182,7 +216,17 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
         learner = OFFLINE_ALGORITHMS[cfg.algo][0](eval_env.observation_space, space, data, algo_cfg, seed=cfg.seed)
         if run_dir is not None and checkpoint is None:
             write_json(run_dir / "config.json", meta)
-        return _loop(cfg, data, env_id, corruption, scale, learner, buffer, eval_env, run_dir, meta, checkpoint)
+        online = None
+        if online_cfg is not None:
+            online_env = make_env(env_id, online_cfg.num_envs, seed=_child(cfg.seed, 12))
+            replay = OnlineReplay(buffer, cfg.online_steps)
+            online = OnlineFineTuner(learner, replay, online_env, online_cfg, seed=_child(cfg.seed, 13))
+        try:
+            return _loop(cfg, data, env_id, corruption, scale, learner, buffer, eval_env, run_dir, meta, checkpoint,
+                         online)  # fmt: skip
+        finally:
+            if online is not None:
+                online.env.close()
     finally:
         eval_env.close()
 
@@ -190,7 +234,7 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
 def _loop(
     cfg: OfflineTrainConfig, data: OfflineDataset, env_id: str, corruption: str, scale: float, learner: Any,
     buffer: OfflineBuffer, eval_env: Any, run_dir: Path | None, meta: dict[str, Any],
-    checkpoint: dict[str, Any] | None = None,
+    checkpoint: dict[str, Any] | None = None, online: OnlineFineTuner | None = None,
 ) -> OfflineTrainResult:  # fmt: skip
     from robustrl.policies import save_policy
 
@@ -201,46 +245,68 @@ def _loop(
         load_learner_state(learner, checkpoint["learner"])
         gen.set_state(checkpoint["sample_generator"])
         history = [OfflineEvalRecord(**r) for r in checkpoint["history"]]
+        if online is not None and "online" in checkpoint:
+            online.load_state_dict(checkpoint["online"])
         logger.info("resuming %s at update %d", run_dir, learner.updates)
     eval_time = 0.0
     start = time.perf_counter()
     step_eval = cfg.eval_every if cfg.eval_every > 0 else cfg.updates
     has_refs = data.ref_min_score is not None and data.ref_max_score is not None
     last: dict[str, Any] = {}
+
+    def record(metrics: dict[str, Any], phase: Literal["offline", "online"]) -> float:
+        """Evaluate, append to the history, refresh the run folder's files; returns the mean return."""
+        nonlocal eval_time, last
+        last = {k: float(v) for k, v in metrics.items()}
+        t0 = time.perf_counter()
+        learner.sync_policy()
+        returns = _evaluate(learner.policy, eval_env, cfg.eval_episodes, _child(cfg.seed, 1000 + len(history)))
+        eval_time += time.perf_counter() - t0
+        mean = float(returns.mean())
+        rec = OfflineEvalRecord(
+            step=learner.updates, wall_time=time.perf_counter() - start, mean_return=mean,
+            std_return=float(returns.std(unbiased=False)),
+            normalized_score=float(data.normalized_score(mean)) if has_refs else None, phase=phase,
+            env_steps=online.env_steps if online is not None and phase == "online" else 0,
+        )  # fmt: skip
+        history.append(rec)
+        logger.info("%s update %d: eval return %.1f (score %s)", phase, rec.step, mean, rec.normalized_score)
+        if run_dir is not None:
+            save_policy(learner.policy, run_dir / "policy.zip", env_id=env_id, config=meta)
+            records = [dataclasses.asdict(r) for r in history]
+            write_json(run_dir / "eval.json", records)
+            state = {"run_id": meta["run_id"], "learner": learner_state(learner), "sample_generator": gen.get_state(),
+                     "history": records}  # fmt: skip
+            if online is not None and phase == "online":
+                state["online"] = online.state_dict()
+            save_checkpoint(run_dir / "checkpoint.pt", state)
+        return mean
+
     with tqdm(total=cfg.updates, initial=learner.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update",
               disable=not cfg.progress) as bar:  # fmt: skip
         while learner.updates < cfg.updates:
             metrics = learner.update(buffer.sample(algo_cfg.batch_size, gen))
             bar.update(1)
             if learner.updates % step_eval == 0 or learner.updates == cfg.updates:
-                last = {k: float(v) for k, v in metrics.items()}
-                t0 = time.perf_counter()
-                learner.sync_policy()
-                returns = _evaluate(learner.policy, eval_env, cfg.eval_episodes, _child(cfg.seed, 1000 + len(history)))
-                eval_time += time.perf_counter() - t0
-                mean = float(returns.mean())
-                rec = OfflineEvalRecord(
-                    step=learner.updates, wall_time=time.perf_counter() - start, mean_return=mean,
-                    std_return=float(returns.std(unbiased=False)),
-                    normalized_score=float(data.normalized_score(mean)) if has_refs else None,
-                )  # fmt: skip
-                history.append(rec)
-                logger.info("update %d: eval return %.1f (score %s)", rec.step, mean, rec.normalized_score)
-                bar.set_postfix(eval=f"{mean:.1f}")
-                if run_dir is not None:
-                    save_policy(learner.policy, run_dir / "policy.zip", env_id=env_id, config=meta)
-                    records = [dataclasses.asdict(r) for r in history]
-                    write_json(run_dir / "eval.json", records)
-                    save_checkpoint(run_dir / "checkpoint.pt", {"run_id": meta["run_id"],
-                                                                "learner": learner_state(learner),
-                                                                "sample_generator": gen.get_state(),
-                                                                "history": records})  # fmt: skip
+                bar.set_postfix(eval=f"{record(metrics, 'offline'):.1f}")
+    if online is not None:
+        ocfg = online.cfg
+        online_eval = ocfg.eval_every if ocfg.eval_every > 0 else cfg.online_steps
+        with tqdm(total=cfg.online_steps, initial=online.env_steps, desc=f"{cfg.algo} online", unit="step",
+                  disable=not cfg.progress) as bar:  # fmt: skip
+            while online.env_steps < cfg.online_steps:
+                before = online.env_steps
+                metrics = online.step()
+                bar.update(online.env_steps - before)
+                if online.env_steps // online_eval > before // online_eval or online.env_steps == cfg.online_steps:
+                    bar.set_postfix(eval=f"{record(metrics, 'online'):.1f}")
     wall = time.perf_counter() - start
     learner.policy.eval()
     result = OfflineTrainResult(
         env_id=env_id, algo=cfg.algo, dataset=cfg.dataset, corruption=corruption, corruption_scale=scale,
         seed=cfg.seed, updates=learner.updates, wall_time=wall, train_time=wall - eval_time,
-        history=tuple(history), config={k: v for k, v in meta.items() if k not in ("provenance", "run_id")},
+        history=tuple(history), online_steps=online.env_steps if online is not None else 0,
+        config={k: v for k, v in meta.items() if k not in ("provenance", "run_id")},
         provenance=meta["provenance"], last_train_metrics=last,
         run_dir=str(run_dir) if run_dir is not None else None, run_id=meta["run_id"], policy=learner.policy,
     )  # fmt: skip

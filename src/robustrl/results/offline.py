@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from robustrl.results.base import MaybeNaN, Result, ResultRow, same_encoding
 
@@ -32,6 +32,10 @@ class OfflineEvalRecord:
     """Standard deviation of those returns."""
     normalized_score: MaybeNaN | None = None
     """``100·(R − R_random)/(R_expert − R_random)`` from the dataset's reference returns (None: it has none)."""
+    phase: Literal["offline", "online"] = "offline"
+    """Training phase it ends: offline (the dataset only) or online (fine-tuning with env interaction)."""
+    env_steps: int = 0
+    """Online env transitions collected before it (0 in the offline phase)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +48,7 @@ class OfflineTrainResult(Result):
 
     kind: ClassVar[str] = "offline_train"
     schema_version: ClassVar[int] = 1
-    json_properties: ClassVar[tuple[str, ...]] = ("final_return", "final_score")
+    json_properties: ClassVar[tuple[str, ...]] = ("final_return", "final_score", "offline_return", "offline_score")
 
     env_id: str
     """The environment the policy was evaluated in."""
@@ -59,13 +63,15 @@ class OfflineTrainResult(Result):
     seed: int
     """The run's seed."""
     updates: int
-    """Gradient updates done."""
+    """Gradient updates done (both phases)."""
     wall_time: float
     """Seconds the whole run took."""
     train_time: float
     """Seconds of training, evaluation excluded."""
     history: tuple[OfflineEvalRecord, ...] = ()
-    """Evaluations in order."""
+    """Evaluations in order (the offline phase's, then the online phase's)."""
+    online_steps: int = 0
+    """Env transitions collected in the online fine-tuning phase (0: offline only)."""
     config: dict[str, Any] = field(default_factory=dict)
     """The resolved configs of the run (job, learner, dataset metadata)."""
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +97,20 @@ class OfflineTrainResult(Result):
             return math.nan
         return float(self.history[-1].normalized_score)
 
+    @property
+    def offline_return(self) -> float:
+        """Mean return of the last offline-phase evaluation: the policy before fine-tuning (NaN if none ran)."""
+        offline = [r for r in self.history if r.phase == "offline"]
+        return offline[-1].mean_return if offline else math.nan
+
+    @property
+    def offline_score(self) -> float:
+        """Normalised score of the last offline-phase evaluation (NaN if none or no reference returns)."""
+        offline = [r for r in self.history if r.phase == "offline"]
+        if not offline or offline[-1].normalized_score is None:
+            return math.nan
+        return float(offline[-1].normalized_score)
+
     def to_rows(self) -> list[ResultRow]:
         """The last evaluation's numbers (no rows when no evaluation ran)."""
         if not self.history:
@@ -104,6 +124,8 @@ class OfflineTrainResult(Result):
 
     def __str__(self) -> str:
         parts = [f"{self.algo} on {self.dataset}: {self.updates} updates in {self.wall_time:.1f}s"]
+        if self.online_steps:
+            parts.append(f"{self.online_steps} online steps (return before fine-tuning {self.offline_return:.1f})")
         if self.history:
             last = self.history[-1]
             parts.append(f"eval return {last.mean_return:.1f} ± {last.std_return:.1f}")
