@@ -62,6 +62,11 @@ COMMANDS: dict[str, Command] = {
         "robustrl.evaluate.config:EvaluateConfig",
         "robustrl.jobs:evaluate",
     ),
+    "adapt": Command(
+        "Test-time adaptation of a PROTECTED policy set: EXP3 picks the acting policy per episode under attacks.",
+        "robustrl.evaluate.protected:AdaptConfig",
+        "robustrl.evaluate.protected:adapt",
+    ),
     "evaluate-dynamics": Command(
         "Evaluate a policy over a grid of physical-parameter shifts (dynamics).",
         "robustrl.evaluate.config:DynamicsConfig",
