@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from robustrl.agents.common import Agent
+from robustrl.agents.run_folder import prepare_sequence_dir
 from robustrl.agents.train import ALGORITHMS, TrainConfig, resolve_algo_config
 from robustrl.agents.train import train as train_run
 from robustrl.common.config import config_to_dict
-from robustrl.common.io import read_json, write_json
+from robustrl.common.io import write_json
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.base import TrainingHooks
 from robustrl.defenses.protected import ProtectedConfig, select_set, weakest_attack
@@ -43,7 +42,6 @@ __all__ = ["prepare_protected_dir", "train_protected"]
 
 logger = logging.getLogger(__name__)
 
-_ITERATION = re.compile(r"policy_\d+")
 _PROGRESS = "protected.json"
 
 
@@ -53,44 +51,15 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
             if k not in ("out", "overwrite", "resume", "progress", "tensorboard")}
 
 
-def prepare_protected_dir(run_dir: Path, options: dict[str, Any], *, overwrite: bool,
-                          resume: bool) -> list[dict[str, Any]]:
-    """Check a PROTECTED run folder before any work; returns the finished iterations' records when resuming.
+def prepare_protected_dir(
+    run_dir: Path, options: dict[str, Any], *, overwrite: bool, resume: bool
+) -> list[dict[str, Any]]:
+    """Check a PROTECTED run folder before any work; the finished iterations' records when resuming.
 
-    Raises:
-        ValueError: files robustrl did not write, a run there without ``--overwrite``/``--resume``, nothing to
-            resume, or ``--resume`` with other options than the run's (naming them).
+    ``protected.json`` beside ``policy_<i>/``: see :func:`~robustrl.agents.run_folder.prepare_sequence_dir`.
     """
-    if overwrite and resume:
-        raise ValueError("pass --overwrite or --resume, not both")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {str(run_dir)!r} is a file; a training run needs a folder")
-    entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    mine = {_PROGRESS, "policy.zip", "result.json"}
-    foreign = [p.name for p in entries if p.name not in mine and not (p.is_dir() and _ITERATION.fullmatch(p.name))]
-    if foreign:
-        raise ValueError(f"--out {str(run_dir)!r} is not a PROTECTED run folder (it holds {foreign[:5]}); robustrl "
-                         "never deletes files it did not write: choose another --out")
-    progress = run_dir / _PROGRESS
-    if resume:
-        if not progress.is_file():
-            raise ValueError(f"--resume: {str(run_dir)!r} holds no PROTECTED run to resume (no {_PROGRESS})")
-        saved = read_json(progress, what="PROTECTED progress")
-        diffs = [f"{section}.{k}" for section in ("train", "defense")
-                 for k in sorted(set(saved.get(section, {})) | set(options[section]))
-                 if saved.get(section, {}).get(k) != options[section].get(k)]  # fmt: skip
-        if diffs:
-            raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
-        return list(saved.get("iterations", []))
-    if entries and not overwrite:
-        raise ValueError(f"--out {str(run_dir)!r} already holds a PROTECTED run: pass --overwrite to replace it, "
-                         "--resume to continue it, or choose another folder")
-    for name in ("result.json", "policy.zip", _PROGRESS):  # result.json first: never half finished
-        (run_dir / name).unlink(missing_ok=True)
-    for p in entries:
-        if p.is_dir() and _ITERATION.fullmatch(p.name):
-            shutil.rmtree(p)
-    return []
+    return prepare_sequence_dir(run_dir, options, what="a PROTECTED", progress=_PROGRESS, overwrite=overwrite,
+                                resume=resume)
 
 
 def _seed(seed: int, key: int) -> int:

@@ -30,6 +30,7 @@ __all__ = [
     "load_checkpoint",
     "new_run_id",
     "prepare_run_dir",
+    "prepare_sequence_dir",
     "save_checkpoint",
 ]
 
@@ -118,6 +119,62 @@ def check_resume_config(
     if diffs:
         raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
     return str(saved["run_id"])
+
+
+SEQUENCE_MEMBER = re.compile(r"policy_\d+")
+"""The per-iteration run folders of a sequence run (IWOCS, PROTECTED): ``policy_<i>/``."""
+
+
+def prepare_sequence_dir(
+    run_dir: Path, options: dict[str, Any], *, what: str, progress: str, overwrite: bool, resume: bool
+) -> list[dict[str, Any]]:
+    """Check the folder of a run that trains a sequence of policies, before any work.
+
+    The folder holds ``progress`` (the options and per-iteration records, rewritten after each iteration),
+    ``policy_<i>/`` run folders, and last ``policy.zip`` and ``result.json``. ``options`` maps sections to dicts
+    (compared key by key on resume) or to plain values (compared whole).
+
+    Returns:
+        The finished iterations' records when resuming, else ``[]`` (an ``overwrite`` has then cleared the folder).
+
+    Raises:
+        ValueError: files robustrl did not write, a run there without ``--overwrite``/``--resume``, nothing to
+            resume, or ``--resume`` with other options than the run's (naming them).
+    """
+    if overwrite and resume:
+        raise ValueError("pass --overwrite or --resume, not both")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {str(run_dir)!r} is a file; a training run needs a folder")
+    entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
+    mine = {progress, "policy.zip", "result.json"}
+    members = [p for p in entries if p.is_dir() and SEQUENCE_MEMBER.fullmatch(p.name)]
+    foreign = [p.name for p in entries if p.name not in mine and p not in members]
+    if foreign:
+        raise ValueError(f"--out {str(run_dir)!r} is not {what} run folder (it holds {foreign[:5]}); robustrl never "
+                         "deletes files it did not write: choose another --out")
+    if resume:
+        if not (run_dir / progress).is_file():
+            raise ValueError(f"--resume: {str(run_dir)!r} holds no {what} run to resume (no {progress})")
+        saved = read_json(run_dir / progress, what=f"{what} progress")
+        diffs = []
+        for section, value in options.items():
+            old = saved.get(section)
+            if isinstance(value, dict):
+                old = old if isinstance(old, dict) else {}
+                diffs += [f"{section}.{k}" for k in sorted(set(old) | set(value)) if old.get(k) != value.get(k)]
+            elif old != value:
+                diffs.append(section)
+        if diffs:
+            raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
+        return list(saved.get("iterations", []))
+    if entries and not overwrite:
+        raise ValueError(f"--out {str(run_dir)!r} already holds {what} run: pass --overwrite to replace it, "
+                         "--resume to continue it, or choose another folder")
+    for name in ("result.json", "policy.zip", progress):  # result.json first: never half finished
+        (run_dir / name).unlink(missing_ok=True)
+    for p in members:
+        shutil.rmtree(p)
+    return []
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

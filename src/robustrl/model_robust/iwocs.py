@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,10 +27,11 @@ import numpy as np
 import torch
 
 from robustrl.agents.common import Agent
+from robustrl.agents.run_folder import prepare_sequence_dir
 from robustrl.agents.train import TrainConfig
 from robustrl.agents.train import train as train_run
 from robustrl.common.config import config_to_dict
-from robustrl.common.io import read_json, write_json
+from robustrl.common.io import write_json
 from robustrl.common.seeding import derive_seed
 from robustrl.defenses.model_error import IWOCSConfig
 from robustrl.envs import make_env
@@ -130,7 +129,6 @@ def point_returns(
     return res.returns.numpy().reshape(k, episodes).mean(axis=1)
 
 
-_ITERATION = re.compile(r"policy_\d+")
 
 
 def _resumable(cfg: TrainConfig) -> dict[str, Any]:
@@ -139,48 +137,15 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
                                                                        "tensorboard")}
 
 
-def prepare_iwocs_dir(run_dir: Path, options: dict[str, Any], *, overwrite: bool, resume: bool) -> list[dict[str, Any]]:
-    """Check an IWOCS run folder before any work; returns the finished iterations' records when resuming.
+def prepare_iwocs_dir(
+    run_dir: Path, options: dict[str, Any], *, overwrite: bool, resume: bool
+) -> list[dict[str, Any]]:
+    """Check an IWOCS run folder before any work; the finished iterations' records when resuming.
 
-    The folder holds ``iwocs.json`` (options and per-iteration records, written after each iteration),
-    ``policy_<i>/`` run folders, and last ``policy.zip`` and ``result.json``.
-
-    Raises:
-        ValueError: files robustrl did not write, a run there without ``--overwrite``/``--resume``, nothing to
-            resume, or ``--resume`` with other options than the run's (naming them).
+    ``iwocs.json`` beside ``policy_<i>/``: see :func:`~robustrl.agents.run_folder.prepare_sequence_dir`.
     """
-    if overwrite and resume:
-        raise ValueError("pass --overwrite or --resume, not both")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {str(run_dir)!r} is a file; a training run needs a folder")
-    entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    mine = {"iwocs.json", "policy.zip", "result.json"}
-    foreign = [p.name for p in entries if p.name not in mine and not (p.is_dir() and _ITERATION.fullmatch(p.name))]
-    if foreign:
-        raise ValueError(f"--out {str(run_dir)!r} is not an IWOCS run folder (it holds {foreign[:5]}); robustrl never "
-                         "deletes files it did not write: choose another --out")
-    progress = run_dir / "iwocs.json"
-    if resume:
-        if not progress.is_file():
-            raise ValueError(f"--resume: {str(run_dir)!r} holds no IWOCS run to resume (no iwocs.json)")
-        saved = read_json(progress, what="IWOCS progress")
-        diffs = [f"{section}.{k}" for section in ("train", "defense")
-                 for k in sorted(set(saved.get(section, {})) | set(options[section]))
-                 if saved.get(section, {}).get(k) != options[section].get(k)]  # fmt: skip
-        if saved.get("set") != options["set"]:
-            diffs.append("uncertainty_set")
-        if diffs:
-            raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
-        return list(saved.get("iterations", []))
-    if entries and not overwrite:
-        raise ValueError(f"--out {str(run_dir)!r} already holds an IWOCS run: pass --overwrite to replace it, "
-                         "--resume to continue it, or choose another folder")
-    for name in ("result.json", "policy.zip", "iwocs.json"):  # result.json first: never half finished
-        (run_dir / name).unlink(missing_ok=True)
-    for p in entries:
-        if p.is_dir() and _ITERATION.fullmatch(p.name):
-            shutil.rmtree(p)
-    return []
+    return prepare_sequence_dir(run_dir, options, what="an IWOCS", progress="iwocs.json", overwrite=overwrite,
+                                resume=resume)
 
 
 def _seed(seed: int, key: int) -> int:
