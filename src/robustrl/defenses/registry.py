@@ -26,6 +26,7 @@ from robustrl.defenses.model_error import (
     QARLConfig,
     RARLConfig,
 )
+from robustrl.defenses.protected import ProtectedConfig
 from robustrl.defenses.sa_reg import SARegConfig, sa_reg_hooks
 from robustrl.defenses.smoothing import SmoothingConfig, smoothing_transform
 
@@ -76,6 +77,8 @@ DEFENSES: dict[str, DefenseSpec] = {
                         help="alternating training against a learned sa-rl state adversary (ATLA)"),
     "pa-atla": DefenseSpec(PAATLAConfig, trainer="robustrl.adversarial.atla:train_atla",
                            help="alternating training against a learned pa-ad state adversary (PA-ATLA)"),
+    "protected": DefenseSpec(ProtectedConfig, trainer="robustrl.adversarial.protected:train_protected",
+                             help="non-dominated PPO policies, each against the set's weakest attack (PROTECTED)"),
     "sa-reg": DefenseSpec(SARegConfig, sa_reg_hooks,
                           help="SA-PPO/SA-DQN regulariser: κ·max over the ε-ball of KL(π(s) ‖ π(ŝ)) (or the Q margin)"),
 }
