@@ -23,9 +23,17 @@ def problems(text: str, name: str = "s.toml") -> list[str]:
     return [str(p) for p in info.value.problems]
 
 
-def test_every_example_study_loads_and_expands():
+def test_every_example_study_loads_and_expands(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))  # no datasets: offline studies name each missing one
     counts = {}
     for path in sorted(EXAMPLES.glob("*.toml")):
+        if "[train_offline]" in path.read_text():
+            with pytest.raises(StudySpecError) as err:
+                load_study(path)
+            datasets = parse_spec(path.read_text(), path).train.grid[0][1]
+            assert len(err.value.problems) == len(datasets) > 1
+            assert all("no Minari dataset" in str(p) for p in err.value.problems)
+            continue
         study = load_study(path)
         counts[path.stem] = {s: study.count(s) for s in ("train", "evaluate", "certify", "dynamics")}
         assert len({c.cell_hash for c in study.cells}) == len(study.cells)
