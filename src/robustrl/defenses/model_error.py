@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-__all__ = ["DomainRandomisationConfig", "IWOCSConfig", "NRMDPTrainConfig", "PRMDPTrainConfig", "QARLConfig",
-           "RARLConfig", "temperature"]
+__all__ = ["DomainRandomisationConfig", "IWOCSConfig", "M2TD3Config", "NRMDPTrainConfig", "PRMDPTrainConfig",
+           "QARLConfig", "RARLConfig", "temperature"]
 
 
 def _positive_int(value: object, what: str) -> None:
@@ -147,6 +147,55 @@ class IWOCSConfig:
             raise ValueError(f"search must be 'cma' or 'grid', got {self.search!r}")
         if not (math.isfinite(self.sigma0) and 0 < self.sigma0 <= 1):
             raise ValueError(f"sigma0 must be in (0, 1], got {self.sigma0!r}")
+
+
+@dataclass(frozen=True)
+class M2TD3Config:
+    """M2TD3: TD3 with an ω-conditioned critic and a max-min update over ω particles (Tanabe et al., NeurIPS 2022).
+
+    The critic is ``Q(s, a, ω)``; ``num_omegas`` particles ω̂_k track the worst case of the uncertainty set by
+    gradient descent on Q, the actor ascends Q at the worst one (or at their probability-weighted mean, the
+    reference's SoftM2TD3), and each training episode runs at an ω drawn around a particle. Noise scales are
+    fractions of the set's half-width per axis (the reference's ``*_rate`` options).
+    """
+
+    num_omegas: int = 5
+    """Particles ω̂_1..N tracking the worst case (the reference's ``hatomega_num``)."""
+    omega_lr: float = 3e-4
+    """Adam step size of the particles (on their logits; the reference's ``ho_lr``)."""
+    actor_objective: Literal["worst", "soft"] = "worst"
+    """worst: the actor ascends Q at the worst particle (M2TD3); soft: at the selection-probability-weighted mean."""
+    omega_std: float = 1.0
+    """Std of the episode ω around its particle at the start of training (fraction of the half-width)."""
+    omega_std_min: float = 0.1
+    """The same at the end of training (linear decay; set it to omega_std for a constant std)."""
+    target_omega_noise: float = 0.2
+    """Std of the target ω smoothing noise (fraction of the half-width)."""
+    target_omega_noise_clip: float = 0.5
+    """Clip of the target ω smoothing noise (fraction of the half-width)."""
+    prob_rate: float = 1e-3
+    """Rate of the moving average of how often each particle is the worst (per actor update)."""
+    min_prob: float = 0.05
+    """A particle whose selection probability falls below this restarts uniformly in the set (0: never)."""
+    restart_distance: float = 0.05
+    """A particle within this L1 distance of a later one (unit-cube coordinates) restarts (0: never)."""
+
+    def validate(self) -> None:
+        """Check the options; ValueError naming a bad one."""
+        _positive_int(self.num_omegas, "num_omegas")
+        if not (math.isfinite(self.omega_lr) and self.omega_lr > 0):
+            raise ValueError(f"omega_lr must be finite and > 0, got {self.omega_lr!r}")
+        if self.actor_objective not in ("worst", "soft"):
+            raise ValueError(f"actor_objective must be 'worst' or 'soft', got {self.actor_objective!r}")
+        for name in ("omega_std", "omega_std_min", "target_omega_noise", "target_omega_noise_clip",
+                     "restart_distance"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+        _fraction(self.prob_rate, "prob_rate")
+        if not (math.isfinite(self.min_prob) and 0 <= self.min_prob < 1 / self.num_omegas):
+            raise ValueError(f"min_prob must be in [0, 1/num_omegas) = [0, {1 / self.num_omegas:g}), "
+                             f"got {self.min_prob!r}")
 
 
 @dataclass(frozen=True)

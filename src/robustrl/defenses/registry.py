@@ -21,6 +21,7 @@ from robustrl.defenses.base import TrainingHooks
 from robustrl.defenses.model_error import (
     DomainRandomisationConfig,
     IWOCSConfig,
+    M2TD3Config,
     NRMDPTrainConfig,
     PRMDPTrainConfig,
     QARLConfig,
@@ -69,6 +70,8 @@ DEFENSES: dict[str, DefenseSpec] = {
                         help="RARL with an entropy-regularised adversary, temperature curriculum (QARL)"),
     "iwocs": DefenseSpec(IWOCSConfig, trainer="robustrl.model_robust.iwocs:train_iwocs",
                          help="policies trained on successive worst cases of --uncertainty-set (IWOCS)"),
+    "m2td3": DefenseSpec(M2TD3Config, trainer="robustrl.model_robust.m2td3:train_m2td3",
+                         help="TD3 with an ω-conditioned critic, max-min over the ω particles of --uncertainty-set"),
     "pr-mdp": DefenseSpec(PRMDPTrainConfig, trainer="robustrl.model_robust.rarl:train_action_robust",
                           help="action adversary taking over with probability alpha, trained alternately (PR-MDP)"),
     "nr-mdp": DefenseSpec(NRMDPTrainConfig, trainer="robustrl.model_robust.rarl:train_action_robust",
