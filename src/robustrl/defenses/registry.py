@@ -30,6 +30,7 @@ from robustrl.defenses.model_error import (
 from robustrl.defenses.protected import ProtectedConfig
 from robustrl.defenses.sa_reg import SARegConfig, sa_reg_hooks
 from robustrl.defenses.smoothing import SmoothingConfig, smoothing_transform
+from robustrl.defenses.wocar import WocaRConfig
 
 DefenseName = str
 """A key of :data:`DEFENSES`, or ``none`` (checked by :func:`resolve_defense`, which names close matches)."""
@@ -84,6 +85,8 @@ DEFENSES: dict[str, DefenseSpec] = {
                              help="non-dominated PPO policies, each against the set's weakest attack (PROTECTED)"),
     "sa-reg": DefenseSpec(SARegConfig, sa_reg_hooks,
                           help="SA-PPO/SA-DQN regulariser: κ·max over the ε-ball of KL(π(s) ‖ π(ŝ)) (or the Q margin)"),
+    "wocar": DefenseSpec(WocaRConfig, trainer="robustrl.adversarial.wocar:train_wocar",
+                         help="WocaR-PPO: worst-attack critic (IBP over the ε-ball) in the advantage, no attacker"),
 }
 """Every defense by name (``none`` is the absence of one)."""
 
