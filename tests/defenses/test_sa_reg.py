@@ -109,23 +109,14 @@ def test_registered_as_hooks():
     assert len(hooks.regularizers) == 1 and hooks.obs_transform is None
 
 
-def test_sa_reg_policy_withstands_pgd_better_than_vanilla_ppo():
+def test_sa_reg_policy_withstands_pgd_better_than_vanilla_ppo(vanilla_under_pgd, under_pgd):
     """Seeded: CartPole PPO 100k steps, PGD ℓ∞ ε = 0.1 (the defaults' 10 steps) over 32 episodes.
 
     Measured on seed 0 when written: under PGD vanilla PPO 101.0, sa-reg (ε 0.1, κ 0.3, 3 PGD steps) 252.3.
     """
-    from robustrl.agents import TrainConfig
-    from robustrl.evaluate import evaluate_policy
-    from robustrl.jobs import train
-
-    under_attack = {}
-    for defense, options in (("none", ()), ("sa-reg", ("eps=0.1", "kappa=0.3", "steps=3"))):
-        cfg = TrainConfig(env="CartPole-v1", total_steps=100_000, eval_every=0, eval_episodes=8, seed=0,
-                          defense=defense, defense_set=options)
-        res = evaluate_policy(train(cfg).policy, "CartPole-v1", ("pgd",), (0.1,), episodes=32, seed=0)
-        under_attack[defense] = float(res.curve("pgd").mean[-1])
-    assert under_attack["none"] < 200, under_attack  # vanilla PPO collapses under the attack
-    assert under_attack["sa-reg"] > 1.5 * under_attack["none"], under_attack
+    sa_reg = under_pgd("sa-reg", ("eps=0.1", "kappa=0.3", "steps=3"))
+    assert vanilla_under_pgd < 200, vanilla_under_pgd  # vanilla PPO collapses under the attack
+    assert sa_reg > 1.5 * vanilla_under_pgd, (sa_reg, vanilla_under_pgd)
 
 
 def test_cli_trains_with_sa_reg_and_records_it(tmp_path):

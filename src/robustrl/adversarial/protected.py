@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robustrl.agents.common import Agent
-from robustrl.agents.run_folder import prepare_sequence_dir
+from robustrl.agents.run_folder import prepare_sequence_dir, resumable_options
 from robustrl.agents.train import ALGORITHMS, TrainConfig, resolve_algo_config
 from robustrl.agents.train import train as train_run
 from robustrl.common.config import config_to_dict
@@ -43,12 +43,6 @@ __all__ = ["prepare_protected_dir", "train_protected"]
 logger = logging.getLogger(__name__)
 
 _PROGRESS = "protected.json"
-
-
-def _resumable(cfg: TrainConfig) -> dict[str, Any]:
-    """The run's options that a resumed run must repeat (output and display options may differ)."""
-    return {k: v for k, v in config_to_dict(cfg).items()
-            if k not in ("out", "overwrite", "resume", "progress", "tensorboard")}
 
 
 def prepare_protected_dir(
@@ -94,7 +88,7 @@ def train_protected(cfg: TrainConfig, defense: ProtectedConfig) -> TrainResult:
     total = int(resolve_algo_config(cfg).total_steps)
     per_iter = max(1, total // defense.iterations)
     run_dir = Path(cfg.out) if cfg.out is not None else None
-    options = {"train": _resumable(cfg), "defense": config_to_dict(defense)}
+    options = {"train": resumable_options(cfg), "defense": config_to_dict(defense)}
     records: list[dict[str, Any]] = []
     if run_dir is not None:
         records = prepare_protected_dir(run_dir, options, overwrite=cfg.overwrite, resume=cfg.resume)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from robustrl.common.config import config_to_dict
 from robustrl.common.io import atomic_path, read_json
 from robustrl.results.runs import check_finished_run, is_run_folder
 
@@ -31,6 +32,7 @@ __all__ = [
     "new_run_id",
     "prepare_run_dir",
     "prepare_sequence_dir",
+    "resumable_options",
     "save_checkpoint",
 ]
 
@@ -119,6 +121,11 @@ def check_resume_config(
     if diffs:
         raise ValueError(f"--resume: the config differs from the run's in {diffs}; resume with the same options")
     return str(saved["run_id"])
+
+
+def resumable_options(cfg: Any) -> dict[str, Any]:
+    """The options of a run's config that a resumed run must repeat (output and display options may differ)."""
+    return {k: v for k, v in config_to_dict(cfg).items() if k not in _RESUME_IGNORED}
 
 
 SEQUENCE_MEMBER = re.compile(r"policy_\d+")

@@ -128,6 +128,21 @@ def td3_target(
     return rewards + gamma * (1.0 - terminated.to(next_q.dtype)) * next_q.min(0).values
 
 
+def exploration_action(
+    policy: DeterministicActorPolicy, obs: torch.Tensor, *, uniform: bool, noise: float, generator: torch.Generator
+) -> torch.Tensor:
+    """TD3's behaviour action ``[N, A]`` in ``[−1, 1]``: uniform, else μ(s) + N(0, noise²) clipped.
+
+    ``uniform`` is True before learning starts (TD3 and M2TD3 fill their replay with random actions first).
+    """
+    n, act_dim = obs.shape[0], policy.action_low.numel()
+    if uniform:
+        return torch.rand((n, act_dim), generator=generator, device=obs.device) * 2 - 1
+    mu = policy.mu(policy.features(obs))
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+    return (mu + noise * eps).clamp(-1.0, 1.0)
+
+
 class TD3:
     """A TD3 learner on a batched env; :meth:`iterate` collects ``train_freq`` steps and updates.
 
@@ -190,15 +205,10 @@ class TD3:
         return unscale_action(a, self.policy.action_low, self.policy.action_high)
 
     def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
-        n = x.shape[0]
-        if self.steps < self.cfg.learning_starts:
-            a = torch.rand((n, self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
-        else:
-            mu = self.policy.mu(self.policy.features(x))
-            eps = torch.randn(mu.shape, generator=self._act_gen, device=self.device)
-            a = (mu + self.cfg.exploration_noise * eps).clamp(-1.0, 1.0)
+        a = exploration_action(self.policy, x, uniform=self.steps < self.cfg.learning_starts,
+                               noise=self.cfg.exploration_noise, generator=self._act_gen)  # fmt: skip
         env_a = self._to_env(a)
-        return Act(env_a, env_a.reshape(n, *tuple(self.env.action_space.shape or ())))
+        return Act(env_a, env_a.reshape(x.shape[0], *tuple(self.env.action_space.shape or ())))
 
     @torch.no_grad()
     def collect(self, vec_steps: int) -> torch.Tensor:

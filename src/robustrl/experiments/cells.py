@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustrl.common.config import field_defaults
 from robustrl.experiments.locate import KeyPath, Problem, StudySpecError, format_path
 from robustrl.experiments.spec import MethodSpec, StageSpec, StudySpec, load_spec
 from robustrl.experiments.stages import STAGES, check_config, dataset_env
@@ -116,14 +117,9 @@ def cell_hash(stage: str, config: Mapping[str, Any], *, policy_digest: str | Non
 
 @functools.cache
 def _defaults(stage: str) -> dict[str, Any]:
-    """The JSON-ready default of every field of ``stage``'s config that has one."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(STAGES[stage].config_class()):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = json.loads(json.dumps(f.default, default=_json_ready))
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = json.loads(json.dumps(f.default_factory(), default=_json_ready))
-    return out
+    """The JSON-ready default of every field of ``stage``'s config that has one (as the cell configs are stored)."""
+    return {k: json.loads(json.dumps(v, default=_json_ready))
+            for k, v in field_defaults(STAGES[stage].config_class()).items()}  # fmt: skip
 
 
 def _json_ready(value: Any) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from robustrl.agents.common import Agent
-from robustrl.agents.run_folder import prepare_sequence_dir
+from robustrl.agents.run_folder import prepare_sequence_dir, resumable_options
 from robustrl.agents.train import TrainConfig
 from robustrl.agents.train import train as train_run
 from robustrl.common.config import config_to_dict
@@ -129,14 +129,6 @@ def point_returns(
     return res.returns.numpy().reshape(k, episodes).mean(axis=1)
 
 
-
-
-def _resumable(cfg: TrainConfig) -> dict[str, Any]:
-    """The run's options that a resumed run must repeat (output and display options may differ)."""
-    return {k: v for k, v in config_to_dict(cfg).items() if k not in ("out", "overwrite", "resume", "progress",
-                                                                       "tensorboard")}
-
-
 def prepare_iwocs_dir(
     run_dir: Path, options: dict[str, Any], *, overwrite: bool, resume: bool
 ) -> list[dict[str, Any]]:
@@ -175,7 +167,7 @@ def train_iwocs(cfg: TrainConfig, defense: IWOCSConfig) -> TrainResult:
     total = int(resolve_algo_config(dataclasses.replace(cfg, uncertainty_set="")).total_steps)
     per_iter = max(1, total // defense.iterations)
     run_dir = Path(cfg.out) if cfg.out is not None else None
-    options = {"train": _resumable(cfg), "defense": config_to_dict(defense), "set": uset.name}
+    options = {"train": resumable_options(cfg), "defense": config_to_dict(defense), "set": uset.name}
     records: list[dict[str, Any]] = []
     if run_dir is not None:
         records = prepare_iwocs_dir(run_dir, options, overwrite=cfg.overwrite, resume=cfg.resume)

@@ -53,7 +53,7 @@ from torch import nn
 from robustrl.agents.buffer import ReplayBuffer
 from robustrl.agents.common import Agent, Generators, Metrics, check_num_envs, make_adam, polyak_, seeded_init
 from robustrl.agents.critics import CriticEnsemble
-from robustrl.agents.td3 import TD3Config, smoothed_target_action, td3_target
+from robustrl.agents.td3 import TD3Config, exploration_action, smoothed_target_action, td3_target
 from robustrl.agents.train import TrainConfig, make_run_env
 from robustrl.agents.train import train as train_run
 from robustrl.common.seeding import derive_seed
@@ -334,16 +334,11 @@ class M2TD3:
         return unscale_action(a, self.policy.action_low, self.policy.action_high)
 
     def _act(self, x: torch.Tensor, ctx: StepContext) -> Act:
-        n = x.shape[0]
-        if self.steps < self.cfg.learning_starts:
-            a = torch.rand((n, self.act_dim), generator=self._act_gen, device=self.device) * 2 - 1
-        else:
-            mu = self.policy.mu(self.policy.features(x))
-            eps = torch.randn(mu.shape, generator=self._act_gen, device=self.device)
-            a = (mu + self.cfg.exploration_noise * eps).clamp(-1.0, 1.0)
+        a = exploration_action(self.policy, x, uniform=self.steps < self.cfg.learning_starts,
+                               noise=self.cfg.exploration_noise, generator=self._act_gen)  # fmt: skip
         env_a = self._to_env(a)
         shape = tuple(self.env.action_space.shape or ())
-        return Act(env_a, env_a.reshape(n, *shape), {"omega": self._current_omega()})
+        return Act(env_a, env_a.reshape(x.shape[0], *shape), {"omega": self._current_omega()})
 
     @torch.no_grad()
     def collect(self, vec_steps: int) -> torch.Tensor:
