@@ -259,8 +259,9 @@ def test_report_shows_uncertainty_set_results(linear_policy, tmp_path):
     from robustrl.evaluate.config import EvaluateConfig
     from robustrl.evaluate.uncertainty import evaluate_uncertainty
 
-    cfg = EvaluateConfig(policy="linear", env="CartPole-v1", uncertainty_set="cartpole-2d-v1", grid_points=3,
-                         episodes=2, seed=0)
+    cfg = EvaluateConfig(
+        policy="linear", env="CartPole-v1", uncertainty_set="cartpole-2d-v1", grid_points=3, episodes=2, seed=0
+    )
     unc = evaluate_uncertainty(cfg, policy=linear_policy)
     path = unc.save(tmp_path / "unc.json")
     res = report([path], tmp_path / "out", seed=0)
@@ -270,3 +271,39 @@ def test_report_shows_uncertainty_set_results(linear_policy, tmp_path):
     assert f"{unc.worst_case:,.0f}" in page or f"{unc.worst_case:.3g}" in page
     point = ", ".join(f"{k} = {v:g}" for k, v in unc.worst_point.items())
     assert point in page and "1 uncertainty set" in page
+
+
+def test_certificate_table_reports_the_tightness_of_the_strongest_episode_attack(real_files, linear_policy, tmp_path):
+    import re
+
+    import robustrl
+    from robustrl.certify import attack_tightness, load_certificate
+    from robustrl.report.formatting import fmt
+
+    ce = load_certificate(real_files["certificate"])
+    ev = robustrl.evaluate_policy(
+        linear_policy, "CartPole-v1", threats=(("episode_l2", {"objective": "targeted", "steps": 3}),),
+        budgets=(0.0, 0.2, 0.4), episodes=8, seed=0, smoothing_sigma=ce.sigma, bootstrap_reps=200,
+    )  # fmt: skip
+    res = report([real_files["certificate"], ev.save(tmp_path / "ev.json")], tmp_path / "out", seed=0)
+    page = res.index.read_text()
+    assert '<th class="num">tightness</th>' in page and "share of the certified drop" in page
+    strong = next(c for c in ev.strongest if c.threat_model == "obs/episode_l2")
+    for b in (0.2, 0.4):
+        j = int(np.flatnonzero(np.isclose(ce.budgets, b))[0])
+        attacked = float(strong.mean[int(np.flatnonzero(np.isclose(strong.budgets, b))[0])])
+        share = attack_tightness(ce.clean_return, float(ce.bounds[j]), attacked)
+        row = re.search(rf'<tr><td class="num">{b:g}</td>(.*?)</tr>', page).group(1)
+        assert f">{share:.2f}<" in row and f">{fmt(attacked)}<" in row
+    row = re.search(r'<tr><td class="num">0</td>(.*?)</tr>', page).group(1)
+    assert row.endswith('<td class="num">—</td>')  # no attack at B = 0: no tightness
+
+
+def test_attack_tightness():
+    from robustrl.certify import attack_tightness
+
+    assert attack_tightness(200.0, 50.0, 200.0) == 0.0  # the attack costs nothing: no power
+    assert attack_tightness(200.0, 50.0, 50.0) == 1.0  # it reaches the bound
+    assert np.isnan(attack_tightness(100.0, 100.0, 90.0))  # no certified drop
+    with pytest.raises(ValueError, match="attacked must be a finite return"):
+        attack_tightness(1.0, 0.0, float("nan"))

@@ -105,3 +105,54 @@ def test_smoothed_victim_episode_attack_keeps_the_budget(theta_policy):
     res = rollout(theta_policy, env, 16, seed=1, obs_transform=smoothing_transform(0.05, rec))
     totals = torch.tensor(rec.totals[1:] + rec.current.tolist(), dtype=torch.float64)
     assert torch.all(totals.sqrt() <= 0.5) and res.returns.shape == (16,)
+
+
+class TwoBoundaries(torch.nn.Module):
+    """Three actions on the plane: 0 at the origin, 1 past x = 0.5 (steep logit), 2 past y = 0.3 (shallow)."""
+
+    def __init__(self):
+        super().__init__()
+        import gymnasium as gym
+
+        self.observation_space = gym.spaces.Box(-math.inf, math.inf, (2,))
+        self.action_space = gym.spaces.Discrete(3)
+
+    def logits(self, obs):
+        zero = torch.zeros_like(obs[:, 0])
+        return torch.stack([zero, 40.0 * (obs[:, 0] - 0.5), 2.0 * (obs[:, 1] - 0.3)], -1)
+
+    def act(self, obs, *, deterministic=True, generator=None):
+        return self.logits(obs).argmax(-1)
+
+
+@pytest.mark.parametrize(("target_action", "cost", "flipped_to"), [(-1, 0.3, 2), (1, 0.5, 1)])
+def test_targeted_attack_spends_the_cheapest_flip(make_ctx, target_action, cost, flipped_to):
+    pi = TwoBoundaries()
+    cfg = EpisodeL2Config(allocation="flip", objective="targeted", target_action=target_action, search_steps=30)
+    attack = EpisodeL2Attack(2.0, cfg)
+    obs = torch.zeros(1, 2)
+    adv = attack(obs, make_ctx(pi, 1))
+    # the least ℓ2 move that changes the action: the nearer boundary (y = 0.3), or the one it is told to reach
+    assert (adv - obs).norm().item() == pytest.approx(cost, rel=2e-3)
+    assert pi.act(adv).item() == flipped_to
+    assert attack.left_sq.item() == pytest.approx(4.0 - cost**2, rel=1e-3)
+
+
+def test_targeted_attack_on_the_cartpole_controller_keeps_the_budget_and_hurts(theta_policy):
+    cfg = EpisodeL2Config(allocation="flip", objective="targeted", steps=5, search_steps=8)
+    rec = Recorder(EpisodeL2Attack(1.0, cfg))
+    env = make_env("CartPole-v1", 16, max_episode_steps=200)
+    res = rollout(theta_policy, env, 32, seed=0, obs_transform=rec)
+    totals = torch.tensor(rec.totals[1:] + rec.current.tolist(), dtype=torch.float64)
+    assert torch.all(totals.sqrt() <= 1.0)
+    assert res.returns.mean().item() < 100  # undisturbed it balances all 200 steps
+
+
+def test_targeted_attack_bad_config(theta_policy, make_ctx):
+    with pytest.raises(ValueError, match="allocation='flip'"):
+        EpisodeL2Config(allocation="even", objective="targeted")
+    with pytest.raises(ValueError, match="target_action"):
+        EpisodeL2Config(objective="targeted", target_action=-2)
+    attack = EpisodeL2Attack(1.0, EpisodeL2Config(objective="targeted", target_action=5))
+    with pytest.raises(ValueError, match="target_action=5 is not an action of Discrete\\(2\\)"):
+        attack(torch.zeros(1, 4), make_ctx(theta_policy, 1))

@@ -22,6 +22,7 @@ from robustrl.certify.sampler import SmoothedPolicy, sample_smoothed_returns, sm
 from robustrl.certify.smoothing import (
     PercentileBound,
     ReturnBound,
+    attack_tightness,
     clopper_pearson_lower,
     dkw_margin,
     expected_return_bound,
@@ -39,6 +40,7 @@ __all__ = [
     "ReturnBound",
     "SmoothedPolicy",
     "action_certificate",
+    "attack_tightness",
     "certify",
     "certify_policy",
     "clopper_pearson_lower",

@@ -16,6 +16,7 @@ Everything here is a pure function from an array of clean smoothed returns to a 
 * :func:`percentile_bound` — the q-quantile of the attacked return is at least the q′-quantile of the
   clean return, ``q′ = Φ(Φ⁻¹(q) − B/σ)``, estimated from below with an order statistic.
 * :func:`per_step_budget` — a per-step budget ε over H steps is the total budget ``B = ε·sqrt(H)``.
+* :func:`attack_tightness` — how much of the certified drop an attack of the same budget realises.
 """
 
 from __future__ import annotations
@@ -71,9 +72,7 @@ def _check_sigma(sigma: float) -> float:
 def _check_alpha(alpha: float) -> float:
     a = float(alpha)
     if not 0 < a < 0.5:
-        raise ValueError(
-            f"alpha must be in (0, 0.5) (the certificate holds with probability 1 − alpha), got {alpha!r}"
-        )
+        raise ValueError(f"alpha must be in (0, 0.5) (the certificate holds with probability 1 − alpha), got {alpha!r}")
     return a
 
 
@@ -89,8 +88,7 @@ def _check_floor(floor: float | None, returns: np.ndarray) -> float:
     low = float(returns.min())
     if low < f:
         raise ValueError(
-            f"floor={f} is above an observed return ({low}): "
-            "the floor must be a return no episode can go under"
+            f"floor={f} is above an observed return ({low}): the floor must be a return no episode can go under"
         )
     return f
 
@@ -528,3 +526,25 @@ def percentile_bound(
         sigma=s,
         floor=f,
     )
+
+
+def attack_tightness(clean: float, certified: float, attacked: float) -> float:
+    """The share of the certified drop an attack realises: ``(clean − attacked) / (clean − certified)``.
+
+    1 means the attack pushes the return down to the certificate (the bound is tight for this policy);
+    0 means the attack costs nothing; above 1 the attack went below the bound (only possible by chance,
+    the bound holding with probability 1 − α, or with an unsound certificate). NaN where the certificate
+    allows no drop (``certified ≥ clean``).
+
+    Example:
+        >>> attack_tightness(200.0, 50.0, 170.0)
+        0.2
+    """
+    values = {"clean": clean, "certified": certified, "attacked": attacked}
+    for name, v in values.items():
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name} must be a finite return, got {v!r}")
+    drop = float(clean) - float(certified)
+    if drop <= 0:
+        return math.nan
+    return (float(clean) - float(attacked)) / drop

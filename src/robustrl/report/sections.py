@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from robustrl.certify.smoothing import attack_tightness
 from robustrl.report.figures import (
     Estimate,
     certificate_vs_attack,
@@ -322,6 +323,10 @@ def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: Fig
                     f" on a policy smoothed with σ = {ev_sigma:g}, not the certified σ = {ce.sigma:g}: "
                     "a reference, not a check of the bound."
                 )
+            caption += (
+                " Tightness in the table: (clean − attacked) / (clean − certified), the share of the certified "
+                "drop the attack realises (1: the bound is reached; near 0: the check has little power)."
+            )
         else:
             caption += " No evaluation with episode-total ℓ2 attacks on this task was given."
         parts.append(
@@ -331,7 +336,7 @@ def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: Fig
         if ce.quantile_bounds is not None:
             header.append(f"certified {ce.quantile:g}-quantile ≥")
         if found is not None:
-            header.append("strongest attack (measured)")
+            header += ["strongest attack (measured)", "tightness"]
         rows = []
         for j, b in enumerate(ce.budgets):
             row: list[str] = [f"{b:g}", fmt(float(ce.bounds[j]))]
@@ -339,7 +344,12 @@ def certificates_section(certs: Sequence[Cert], evals: Sequence[Eval], sink: Fig
                 row.append(fmt(float(ce.quantile_bounds[j])))
             if found is not None:
                 hit = np.flatnonzero(np.isclose(curve_budgets(found[0]), b))
-                row.append(fmt(float(found[0].mean[hit[0]])) if hit.size else "—")
+                if hit.size:
+                    attacked_mean = float(found[0].mean[hit[0]])
+                    share = attack_tightness(ce.clean_return, float(ce.bounds[j]), attacked_mean) if b > 0 else math.nan
+                    row += [fmt(attacked_mean), "—" if math.isnan(share) else f"{share:.2f}"]
+                else:
+                    row += ["—", "—"]
             rows.append(row)
         parts.append(table_html(header, rows, numeric=[True] * len(header)))
     return Section(

@@ -10,6 +10,9 @@ Per step, the attack picks a radius ``r_t`` from the budget left, searches an �
 * ``allocation="flip"`` (discrete actions): spends budget only where the perturbation changes the
   (smoothed, majority-vote) action, and then only the least fraction of it that still does (bisection on
   the perturbation's scale) — cheap flips at near-ambiguous states, nothing spent elsewhere;
+* ``objective="targeted"`` (with ``flip``): one PGD per alternative action toward it, on the noise-averaged
+  (EOT) margin of that action (Q values or logits), keeping the cheapest perturbation that flips
+  — the stronger episode-budget attack of Kumar et al. (2022);
 * ``allocation="even"``: ``r_t = sqrt(left / (H − t))`` spreads what is left evenly over the remaining
   ``H − t`` steps of the horizon, so budget not used (clipped by observation bounds) carries over.
 
@@ -28,7 +31,14 @@ import torch
 
 from robustrl.policies.base import Policy
 from robustrl.threats import projection as P
-from robustrl.threats.objectives import clean_action_kept, deviation_objective, divergence_objective, is_discrete
+from robustrl.threats.objectives import (
+    action_scores,
+    clean_action_kept,
+    deviation_objective,
+    divergence_objective,
+    is_discrete,
+    targeted_objective,
+)
 from robustrl.threats.pgd import SearchConfig, check_search, prepare, run_search
 
 if TYPE_CHECKING:
@@ -48,12 +58,15 @@ class EpisodeL2Config:
     """Steps the ``even`` allocation spreads the budget over (0: the env's time limit, set by evaluation)."""
     max_step_fraction: float = 1.0
     """The most one step may spend, as a fraction of the total budget B (ℓ2 radius)."""
-    objective: Literal["pgd", "mad"] = "pgd"
-    """Per-step search objective: deviation from the clean action (pgd) or KL (mad)."""
+    objective: Literal["pgd", "mad", "targeted"] = "pgd"
+    """Per-step search: deviation from the clean action (pgd), KL (mad), or ``targeted`` (discrete, ``flip``):
+    one PGD toward each alternative action on its noise-averaged margin, keeping the cheapest flip."""
     steps: int = 10
     """PGD steps per observation."""
     step_scale: float = 2.5
     """PGD step size as a multiple of radius / steps."""
+    target_action: int = -1
+    """``targeted`` only: always pull toward this action (a fixed drift); -1 tries every alternative."""
     search_steps: int = 8
     """Bisection steps for the least perturbation scale that still flips the action (``flip``)."""
     smoothing_sigma: float = 0.0
@@ -69,6 +82,12 @@ class EpisodeL2Config:
             raise ValueError(f"max_step_fraction must lie in (0, 1], got {self.max_step_fraction}")
         if self.search_steps < 0:
             raise ValueError(f"search_steps must be ≥ 0, got {self.search_steps}")
+        if self.target_action < -1:
+            raise ValueError(
+                f"target_action must be ≥ 0 (an action) or -1 (every alternative), got {self.target_action}"
+            )
+        if self.objective == "targeted" and self.allocation != "flip":
+            raise ValueError("objective='targeted' spends budget only where the action flips: use allocation='flip'")
 
     @property
     def search(self) -> SearchConfig:
@@ -120,13 +139,16 @@ def episode_l2_step(
     radius = step_radius(left_sq, step.to(obs.device), total, config).to(torch.float32)
     obs, radius, scale, box = prepare(policy, obs, radius, scale)
     eot = {"smoothing_sigma": config.smoothing_sigma, "eot_samples": config.eot_samples, "generator": generator}
-    if config.objective == "mad":
-        objective = divergence_objective(policy, obs, **eot)  # type: ignore[arg-type]
+    if config.objective == "targeted":
+        u = _cheapest_targeted_flip(policy, obs, radius, box, scale, config, generator)
     else:
-        objective = deviation_objective(policy, obs, **eot)  # type: ignore[arg-type]
-    u = run_search(objective, obs, radius, generator, config.search, box=box, scale=scale)
-    if config.allocation == "flip":
-        u = _least_flipping(policy, obs, u, box, scale, config, generator)
+        if config.objective == "mad":
+            objective = divergence_objective(policy, obs, **eot)  # type: ignore[arg-type]
+        else:
+            objective = deviation_objective(policy, obs, **eot)  # type: ignore[arg-type]
+        u = run_search(objective, obs, radius, generator, config.search, box=box, scale=scale)
+        if config.allocation == "flip":
+            u = _least_flipping(policy, obs, u, box, scale, config, generator)
     adv = P.apply(obs, u, scale, box)
     spent = P.flat_norm(_units(adv, obs, scale), "l2").square()
     ok = spent <= left_sq.clamp_min(0)
@@ -166,6 +188,42 @@ def _least_flipping(
         lo = torch.where(f, lo, mid)
     s = torch.where(flipped, hi, torch.zeros_like(hi))
     return u * s.view(-1, *([1] * (u.dim() - 1)))
+
+
+def _cheapest_targeted_flip(
+    policy: Policy,
+    obs: torch.Tensor,
+    radius: torch.Tensor,
+    box: P.Box,
+    scale: torch.Tensor | None,
+    config: EpisodeL2Config,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Per row, the least perturbation (within ``radius``) that flips the action, over targeted searches.
+
+    For each alternative action ``a'`` (a loop over actions, batched over rows) PGD maximises the
+    noise-averaged margin of ``a'`` (capped at 0: :func:`~robustrl.threats.objectives.targeted_objective`);
+    the result is shrunk to the least scale that still changes the
+    (majority-vote) action. Each row keeps the cheapest of its flips, and 0 where none flips.
+    """
+    eot = {"smoothing_sigma": config.smoothing_sigma, "eot_samples": config.eot_samples, "generator": generator}
+    with torch.no_grad():
+        clean = action_scores(policy, obs).argmax(-1)
+    best = torch.zeros_like(obs)
+    best_cost = torch.full((obs.shape[0],), math.inf, dtype=torch.float64, device=obs.device)
+    n_actions = int(policy.action_space.n)  # type: ignore[attr-defined]
+    if config.target_action >= n_actions:
+        raise ValueError(f"target_action={config.target_action} is not an action of Discrete({n_actions})")
+    for a in range(n_actions) if config.target_action < 0 else (config.target_action,):
+        target = torch.full_like(clean, a)
+        objective = targeted_objective(policy, obs, target, **eot)  # type: ignore[arg-type]
+        u = run_search(objective, obs, radius, generator, config.search, box=box, scale=scale)
+        u = _least_flipping(policy, obs, u, box, scale, config, generator)
+        cost = P.flat_norm(u.to(torch.float64), "l2")
+        cheaper = (clean != a) & (cost > 0) & (cost < best_cost)
+        best = torch.where(cheaper.view(-1, *([1] * (obs.dim() - 1))), u, best)
+        best_cost = torch.where(cheaper, cost, best_cost)
+    return best
 
 
 class EpisodeL2Attack:

@@ -160,6 +160,39 @@ def deviation_objective(
     return lambda obs_adv: expectation_over_noise(per_sample, obs_adv, smoothing_sigma, k, generator)
 
 
+def targeted_objective(
+    policy: Policy,
+    clean_obs: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    smoothing_sigma: float = 0.0,
+    eot_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Objective:
+    """Pull a discrete policy toward the action ``target [N]``: its noise-averaged margin, capped at 0.
+
+    The scores are Q values (DQN) or logits (the module table); the loss is
+    ``min(score[target] − max_{b ≠ target} score[b], 0)`` (Carlini–Wagner with κ = 0), averaged over
+    ``eot_samples`` noise draws for a smoothed victim (EOT). The cap stops the search from pushing further
+    once a draw has flipped, so the perturbation stays near the least one; the average counts the noisy
+    votes still to win. ``clean_obs`` fixes the batch shape.
+    """
+    if not is_discrete(policy):
+        raise ValueError("the targeted objective needs a Discrete action space")
+    k = _eot_samples(smoothing_sigma, eot_samples)
+    if target.shape != clean_obs.shape[:1]:
+        raise ValueError(f"target must be [N] = {tuple(clean_obs.shape[:1])}, got {tuple(target.shape)}")
+    rep = _repeat(target.long(), k)
+
+    def per_sample(x: torch.Tensor) -> torch.Tensor:
+        scores = action_scores(policy, x)
+        own = scores.gather(1, rep[:, None]).squeeze(1)
+        other = scores.scatter(1, rep[:, None], float("-inf")).amax(1)
+        return (own - other).clamp(max=0.0)
+
+    return lambda obs_adv: expectation_over_noise(per_sample, obs_adv, smoothing_sigma, k, generator)
+
+
 def divergence_objective(
     policy: Policy,
     clean_obs: torch.Tensor,
