@@ -3,6 +3,7 @@ schedule, IWOCS's search; the uncertainty-set evaluation through ``robustrl eval
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -209,3 +210,40 @@ def test_iwocs_resumes_after_its_last_finished_iteration(tmp_path) -> None:  # t
         train(dataclasses.replace(cfg, overwrite=True))
     (run / "thesis.tex").unlink()
     assert train(dataclasses.replace(cfg, overwrite=True)).steps == 6144
+
+
+def test_mode_switch_identifies_the_running_model(cartpole_ppo: torch.nn.Module) -> None:
+    from robustrl.model_robust.mode_switch import ModeSwitchConfig, ModeSwitchPolicy, fit_mode_switch
+    from robustrl.rollout import collect, start_collect
+
+    short = {"length": 0.25, "masspole": 0.05}
+    long = {"length": 2.5, "masspole": 1.0}
+    policies = [cartpole_ppo, copy.deepcopy(cartpole_ppo)]
+    predictors = fit_mode_switch(policies, [short, long], "CartPole-v1", ModeSwitchConfig(fit_steps=2048), seed=0)
+    for truth, point in enumerate((short, long)):
+        switch = ModeSwitchPolicy(policies, predictors, default=1 - truth, warmup=3)
+        params = {k: torch.full((16,), v, dtype=torch.float64) for k, v in point.items()}
+        env = make_env("CartPole-v1", 16, seed=5, params=params)
+        collect(switch, env, 2, state=start_collect(env, seed=5))
+        assert switch.chosen.tolist() == [1 - truth] * 16  # warm-up: the default policy acts
+        collect(switch, env, 20, state=start_collect(env, seed=6))
+        assert switch.chosen.tolist() == [truth] * 16, point  # then the model that predicts this MDP
+
+
+def test_iwocs_mode_switch_in_the_run_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from robustrl.model_robust.mode_switch import load_predictors
+
+    opts = ("iterations=2", "search=grid", "grid_points=2", "search_episodes=1", "mode_switch=true",
+            "switch_fit_steps=512")
+    cfg = TrainConfig(algo="ppo", env="CartPole-v1", total_steps=4096, eval_every=0, eval_episodes=2,
+                      defense="iwocs", uncertainty_set=SET, out=tmp_path / "run", defense_set=opts)
+    res = train(cfg)
+    record = json.loads((tmp_path / "run" / "iwocs.json").read_text())
+    ms = record["mode_switch"]
+    assert res.config["iwocs"]["mode_switch"] == ms and ms["grid_points"] == 2
+    assert ms["worst"] <= ms["average"] and ms["selected_worst"] <= ms["selected_average"]
+    predictors, switch_cfg = load_predictors(tmp_path / "run" / "mode_switch.pt")
+    assert len(predictors) == 2 and switch_cfg.fit_steps == 512
+    # --overwrite without the switch removes the switch's file with the rest of the run
+    train(dataclasses.replace(cfg, defense_set=opts[:4], overwrite=True))
+    assert not (tmp_path / "run" / "mode_switch.pt").exists()

@@ -133,13 +133,15 @@ SEQUENCE_MEMBER = re.compile(r"policy_\d+")
 
 
 def prepare_sequence_dir(
-    run_dir: Path, options: dict[str, Any], *, what: str, progress: str, overwrite: bool, resume: bool
+    run_dir: Path, options: dict[str, Any], *, what: str, progress: str, overwrite: bool, resume: bool,
+    extra_files: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Check the folder of a run that trains a sequence of policies, before any work.
 
     The folder holds ``progress`` (the options and per-iteration records, rewritten after each iteration),
     ``policy_<i>/`` run folders, and last ``policy.zip`` and ``result.json``. ``options`` maps sections to dicts
-    (compared key by key on resume) or to plain values (compared whole).
+    (compared key by key on resume) or to plain values (compared whole). ``extra_files`` are more files of
+    the run's own (written last, removed by ``overwrite``).
 
     Returns:
         The finished iterations' records when resuming, else ``[]`` (an ``overwrite`` has then cleared the folder).
@@ -153,7 +155,7 @@ def prepare_sequence_dir(
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {str(run_dir)!r} is a file; a training run needs a folder")
     entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    mine = {progress, "policy.zip", "result.json"}
+    mine = {progress, "policy.zip", "result.json", *extra_files}
     members = [p for p in entries if p.is_dir() and SEQUENCE_MEMBER.fullmatch(p.name)]
     foreign = [p.name for p in entries if p.name not in mine and p not in members]
     if foreign:
@@ -177,7 +179,7 @@ def prepare_sequence_dir(
     if entries and not overwrite:
         raise ValueError(f"--out {str(run_dir)!r} already holds {what} run: pass --overwrite to replace it, "
                          "--resume to continue it, or choose another folder")
-    for name in ("result.json", "policy.zip", progress):  # result.json first: never half finished
+    for name in ("result.json", *extra_files, "policy.zip", progress):  # result.json first: never half finished
         (run_dir / name).unlink(missing_ok=True)
     for p in members:
         shutil.rmtree(p)

@@ -135,10 +135,19 @@ class IWOCSConfig:
     """CMA-ES initial step size, in unit-cube coordinates."""
     warm_start: bool = True
     """Start each policy from the previous one's weights (False: from scratch)."""
+    mode_switch: bool = False
+    """Also fit the mode switch (one-step predictor per policy, ``mode_switch.pt``) and score it on the grid."""
+    switch_fit_steps: int = 4096
+    """Mode switch: transitions of each policy at its point to fit its predictor."""
+    switch_warmup: int = 5
+    """Mode switch: transitions of an episode before the first switch (the selected policy acts until then)."""
 
     def validate(self) -> None:
         """Check the options; ValueError naming a bad one."""
         _positive_int(self.iterations, "iterations")
+        _positive_int(self.switch_fit_steps, "switch_fit_steps")
+        if isinstance(self.switch_warmup, bool) or not isinstance(self.switch_warmup, int) or self.switch_warmup < 0:
+            raise ValueError(f"switch_warmup must be an integer >= 0, got {self.switch_warmup!r}")
         _positive_int(self.search_budget, "search_budget")
         _positive_int(self.search_episodes, "search_episodes")
         if isinstance(self.grid_points, bool) or not isinstance(self.grid_points, int) or self.grid_points < 2:

@@ -7,12 +7,13 @@ with the run's learner), then searches the set for the point where that policy d
 candidate batched in one env (one copy per candidate × episode). ψ_0 is the nominal point clipped into the
 box. Each policy starts from the previous one's weights (``warm_start``).
 
-Which policy acts: the paper's mode switch identifies, online, which of the worst-case models the current
-MDP resembles and acts with that model's policy. robustrl does not implement the online identification; it
-selects, once, the policy of the sequence whose searched worst case is highest (recorded per iteration in
-``iwocs.json``). The run folder holds ``policy_<i>/`` (each a normal run folder), ``iwocs.json`` (rewritten
-after every iteration: what ``--resume`` continues from) and, last, the selected policy's ``policy.zip`` and
-``result.json``.
+Which policy acts: the policy of the sequence whose searched worst case is highest is *selected* (recorded
+per iteration in ``iwocs.json``). With ``mode_switch=True`` the paper's mode switch is fitted too
+(:mod:`robustrl.model_robust.mode_switch`: it identifies online, by one-step prediction error, which
+worst-case model the running MDP resembles and acts with that model's policy), saved as ``mode_switch.pt``
+and scored beside the selected policy on the set's grid (``iwocs.json``'s ``mode_switch``). The run folder
+holds ``policy_<i>/`` (each a normal run folder), ``iwocs.json`` (rewritten after every iteration: what
+``--resume`` continues from) and, last, the selected policy's ``policy.zip`` and ``result.json``.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def prepare_iwocs_dir(
     ``iwocs.json`` beside ``policy_<i>/``: see :func:`~robustrl.agents.run_folder.prepare_sequence_dir`.
     """
     return prepare_sequence_dir(run_dir, options, what="an IWOCS", progress="iwocs.json", overwrite=overwrite,
-                                resume=resume)
+                                resume=resume, extra_files=("mode_switch.pt",))
 
 
 def _seed(seed: int, key: int) -> int:
@@ -225,12 +226,45 @@ def train_iwocs(cfg: TrainConfig, defense: IWOCSConfig) -> TrainResult:
     best = int(np.argmax([r["worst_value"] for r in records]))
     chosen = results[best]
     steps = sum(r.steps for r in results)
+    summary: dict[str, Any] = {"selected": best, "iterations": records}
+    if defense.mode_switch:
+        summary["mode_switch"] = _fit_and_score_switch(cfg, defense, uset, results, records, best, run_dir)
     out = dataclasses.replace(chosen, steps=steps, run_dir=None if run_dir is None else str(run_dir),
-                              config={**chosen.config, "iwocs": {"selected": best, "iterations": records}})
+                              config={**chosen.config, "iwocs": summary})
     if run_dir is not None:
         from robustrl.policies import save_policy
 
-        write_json(run_dir / "iwocs.json", {**options, "selected": best, "iterations": records})
+        write_json(run_dir / "iwocs.json", {**options, **summary})
         save_policy(chosen.policy, run_dir / "policy.zip", env_id=cfg.env, config=out.config)  # type: ignore[arg-type]
         out.save(run_dir / "result.json")
     return out
+
+
+def _grid_units(uset: UncertaintySet, points: int) -> np.ndarray:
+    """``[points^d, d]`` unit-cube coordinates of the set's grid."""
+    axes = np.meshgrid(*[np.linspace(0.0, 1.0, points)] * len(uset.axes), indexing="ij")
+    return np.stack([a.reshape(-1) for a in axes], 1)
+
+
+def _fit_and_score_switch(
+    cfg: TrainConfig, defense: IWOCSConfig, uset: UncertaintySet, results: list[TrainResult],
+    records: list[dict[str, Any]], best: int, run_dir: Path | None,
+) -> dict[str, Any]:
+    """Fit the mode switch over the sequence, save it, and score it and the selected policy on the grid."""
+    from robustrl.model_robust.mode_switch import ModeSwitchConfig, ModeSwitchPolicy, fit_mode_switch, save_predictors
+
+    switch_cfg = ModeSwitchConfig(fit_steps=defense.switch_fit_steps, warmup=defense.switch_warmup)
+    policies = [r.policy for r in results]
+    assert all(p is not None for p in policies)
+    predictors = fit_mode_switch(policies, [r["trained_on"] for r in records], cfg.env, switch_cfg,  # type: ignore[arg-type]
+                                 seed=_seed(cfg.seed, 700), device=cfg.device)
+    if run_dir is not None:
+        save_predictors(predictors, run_dir / "mode_switch.pt", switch_cfg)
+    switch = ModeSwitchPolicy(policies, predictors, default=best, warmup=defense.switch_warmup)  # type: ignore[arg-type]
+    units = _grid_units(uset, defense.grid_points)
+    kw = {"seed": _seed(cfg.seed, 800), "device": cfg.device, "env_id": cfg.env}
+    on_switch = point_returns(switch, uset, units, defense.search_episodes, **kw)  # type: ignore[arg-type]
+    on_selected = point_returns(policies[best], uset, units, defense.search_episodes, **kw)  # type: ignore[arg-type]
+    logger.info("iwocs mode switch: grid worst %.1f (selected policy %.1f)", on_switch.min(), on_selected.min())
+    return {"grid_points": defense.grid_points, "worst": float(on_switch.min()), "average": float(on_switch.mean()),
+            "selected_worst": float(on_selected.min()), "selected_average": float(on_selected.mean())}
