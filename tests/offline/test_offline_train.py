@@ -69,7 +69,7 @@ def test_bad_inputs_fail_before_work(tmp_path: Path, expert_file: str) -> None:
              ({"updates": 0}, "updates"), ({"eval_every": -1}, "eval_every"),
              ({"overwrite": True, "out": None}, "--out"),
              ({"set": ("expectile=1.5",)}, "expectile"), ({"set": ("nope=1",)}, "unknown IQLConfig key"),
-             ({"env": "CartPole-v1"}, "Box action space"), ({"env": "MountainCarContinuous-v0"}, "dims")]
+             ({"env": "CartPole-v1"}, "the dataset's are Box"), ({"env": "MountainCarContinuous-v0"}, "dims")]
     for kwargs, msg in cases:
         cfg = dataclasses.replace(OfflineTrainConfig(dataset=expert_file, updates=2, out=tmp_path / "x"), **kwargs)
         with pytest.raises(ValueError, match=msg):

@@ -72,12 +72,12 @@ class OfflineLearnerConfig:
 
 
 class OfflineBatch(NamedTuple):
-    """A minibatch of transitions (actions rescaled to ``[−1, 1]``)."""
+    """A minibatch of transitions (Box actions rescaled to ``[−1, 1]``; Discrete ones as indices)."""
 
     obs: torch.Tensor
     """``[B, obs_dim]`` raw observations."""
     actions: torch.Tensor
-    """``[B, act_dim]`` in ``[−1, 1]`` (the box rescaled; corrupted actions may lie outside)."""
+    """``[B, act_dim]`` in ``[−1, 1]`` (the box rescaled; corrupted actions may lie outside), or ``int64 [B]``."""
     rewards: torch.Tensor
     """``[B]``."""
     next_obs: torch.Tensor
@@ -103,8 +103,8 @@ class OfflineBuffer:
     """The whole dataset as tensors, sampled uniformly or by per-transition weights.
 
     Args:
-        data: the transitions (Box actions).
-        action_space: the env's action box (for the rescaling to ``[−1, 1]``).
+        data: the transitions.
+        action_space: the env's action box (for the rescaling to ``[−1, 1]``), or its Discrete space.
         weights: optional ``[N]`` sampling weights (trajectory reweighting); None: uniform.
         device: where the tensors live.
     """
@@ -112,18 +112,27 @@ class OfflineBuffer:
     def __init__(
         self,
         data: OfflineDataset,
-        action_space: gym.spaces.Box,
+        action_space: gym.spaces.Box | gym.spaces.Discrete,
         weights: np.ndarray | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
-        if data.discrete:
-            raise ValueError("the offline learners need Box actions; this dataset's actions are Discrete")
-        if data.actions.shape[1] != int(np.prod(action_space.shape)):
-            raise ValueError(f"dataset actions have {data.actions.shape[1]} dims, the env {action_space.shape}")
-        low = torch.as_tensor(action_space.low, dtype=torch.float32).flatten()
-        high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
+        if isinstance(action_space, gym.spaces.Discrete):
+            if not data.discrete:
+                raise ValueError(f"the env's actions are {action_space}, the dataset's are Box actions")
+            n = int(action_space.n)
+            first, last = int(data.actions.min()), int(data.actions.max())
+            if first < 0 or last >= n:
+                raise ValueError(f"dataset actions lie in [{first}, {last}], not in {action_space}")
+            self.actions = torch.as_tensor(data.actions, dtype=torch.int64, device=device)
+        else:
+            if data.discrete:
+                raise ValueError(f"the env's actions are {action_space}, the dataset's are Discrete")
+            if data.actions.shape[1] != int(np.prod(action_space.shape)):
+                raise ValueError(f"dataset actions have {data.actions.shape[1]} dims, the env {action_space.shape}")
+            low = torch.as_tensor(action_space.low, dtype=torch.float32).flatten()
+            high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
+            self.actions = scale_action(torch.as_tensor(data.actions), low, high).to(device)
         self.obs = torch.as_tensor(data.observations, device=device)
-        self.actions = scale_action(torch.as_tensor(data.actions), low, high).to(device)
         self.rewards = torch.as_tensor(data.rewards, device=device)
         self.next_obs = torch.as_tensor(data.next_observations, device=device)
         self.terminated = torch.as_tensor(data.terminations, dtype=torch.float32, device=device)

@@ -47,6 +47,7 @@ from robustrl.offline.base import OfflineBuffer
 from robustrl.offline.bc import BC, BCConfig
 from robustrl.offline.cql import CQL, CQLConfig
 from robustrl.offline.data import OfflineDataset, load_dataset
+from robustrl.offline.discrete import DISCRETE_ALGORITHMS
 from robustrl.offline.iql import IQL, IQLConfig, riql_preset
 from robustrl.offline.online import OnlineConfig, OnlineFineTuner, OnlineReplay, check_online_algo
 from robustrl.offline.td3bc import TD3BC, TD3BCConfig
@@ -142,7 +143,7 @@ def corruption_of(data: OfflineDataset) -> tuple[str, float, dict[str, Any]]:
 
 def resolve_offline_config(cfg: OfflineTrainConfig, data: OfflineDataset, env_id: str) -> Any:
     """The learner config: the algorithm's defaults (RIQL: its per-env preset), then ``--set`` overrides."""
-    _, cfg_cls = OFFLINE_ALGORITHMS[cfg.algo]
+    _, cfg_cls = learner_for(cfg.algo, data)
     if cfg.algo == "riql":
         _, _, corruption = corruption_of(data)
         base = riql_preset(env_id, corruption.get("mode"), corruption.get("element"))
@@ -151,6 +152,20 @@ def resolve_offline_config(cfg: OfflineTrainConfig, data: OfflineDataset, env_id
     algo_cfg = apply_overrides(base, cfg.set)
     algo_cfg.validate()
     return algo_cfg
+
+
+def learner_for(algo: str, data: OfflineDataset) -> tuple[type[Any], type[Any]]:
+    """Learner and config classes of ``algo`` for the dataset's kind of actions (Box or Discrete).
+
+    Raises:
+        ValueError: an algorithm that needs Box actions on a dataset of Discrete ones.
+    """
+    if not data.discrete:
+        return OFFLINE_ALGORITHMS[algo]
+    if algo not in DISCRETE_ALGORITHMS:
+        raise ValueError(f"--algo {algo} needs Box actions; this dataset's actions are Discrete: use "
+                         f"{' or '.join(sorted(DISCRETE_ALGORITHMS))}")  # fmt: skip
+    return DISCRETE_ALGORITHMS[algo]
 
 
 def resolve_online_config(cfg: OfflineTrainConfig, num_critics: int) -> OnlineConfig | None:
@@ -178,7 +193,8 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
     """Train an offline learner on a dataset and return the policy with its evaluation history.
 
     Raises:
-        ValueError: a bad config, an unreadable dataset, Discrete actions, or a dataset that does not fit the env.
+        ValueError: a bad config, an unreadable dataset, an algorithm for Box actions on Discrete ones, or a
+            dataset that does not fit the env.
     """
     cfg.validate()
     data = load_dataset(cfg.dataset, root=cfg.root)
@@ -206,14 +222,17 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
     eval_env = make_env(env_id, min(cfg.eval_episodes, 16), seed=_child(cfg.seed, 11))
     try:
         space = eval_env.action_space
-        if not isinstance(space, gym.spaces.Box):
-            raise ValueError(f"the offline learners need a Box action space; {env_id} has {space!r}")
+        if not isinstance(space, gym.spaces.Box | gym.spaces.Discrete):
+            raise ValueError(f"the offline learners need a Box or Discrete action space; {env_id} has {space!r}")
+        if isinstance(space, gym.spaces.Discrete) != data.discrete:
+            kind = "Discrete" if data.discrete else "Box"
+            raise ValueError(f"{env_id}'s actions are {space}, the dataset's are {kind}: pass the dataset's --env")
         obs_dim = flat_dim(eval_env.observation_space)
         if data.observations.shape[1] != obs_dim:
             raise ValueError(f"dataset observations have {data.observations.shape[1]} dims, {env_id} has {obs_dim}")
         weights = return_weights(data, cfg.reweight_temperature) if cfg.reweight == "return" else None
         buffer = OfflineBuffer(data, space, weights)
-        learner = OFFLINE_ALGORITHMS[cfg.algo][0](eval_env.observation_space, space, data, algo_cfg, seed=cfg.seed)
+        learner = learner_for(cfg.algo, data)[0](eval_env.observation_space, space, data, algo_cfg, seed=cfg.seed)
         if run_dir is not None and checkpoint is None:
             write_json(run_dir / "config.json", meta)
         online = None
