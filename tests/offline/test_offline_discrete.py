@@ -1,4 +1,4 @@
-"""Offline learners on Discrete actions: BC and discrete CQL learn CartPole from a noisy expert's data."""
+"""Offline learners on Discrete actions: BC, discrete CQL, IQL and RIQL learn CartPole from a noisy expert's data."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def cartpole_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("algo", ["bc", "cql"])
+@pytest.mark.parametrize("algo", ["bc", "cql", "iql", "riql"])
 def test_discrete_learners_learn_cartpole_from_a_noisy_expert(cartpole_file: str, algo: str, tmp_path: Path) -> None:
     cfg = OfflineTrainConfig(algo=algo, dataset=cartpole_file, updates=1500, eval_every=0, eval_episodes=8, seed=0,
                              set=("hidden=64,64", "learning_rate=1e-3"), out=tmp_path / algo)  # fmt: skip
@@ -71,10 +71,11 @@ def test_discrete_cql_penalty_lowers_unseen_actions(cartpole_file: str) -> None:
     assert gaps[5.0] < gaps[0.0]  # the penalty pushes the log-sum-exp down toward the data actions' values
 
 
-def test_box_only_learners_refuse_discrete_data(cartpole_file: str) -> None:
-    for algo in ("iql", "riql", "td3bc"):
-        with pytest.raises(ValueError, match=f"--algo {algo} needs Box actions.*use bc or cql"):
-            train_offline(OfflineTrainConfig(algo=algo, dataset=cartpole_file, updates=2))  # type: ignore[arg-type]
+def test_box_only_learners_and_online_phase_refuse_discrete_data(cartpole_file: str) -> None:
+    with pytest.raises(ValueError, match="--algo td3bc needs Box actions.*use bc or cql or iql or riql"):
+        train_offline(OfflineTrainConfig(algo="td3bc", dataset=cartpole_file, updates=2))
+    with pytest.raises(ValueError, match="--online-steps fine-tunes Box-action learners only"):
+        train_offline(OfflineTrainConfig(algo="iql", dataset=cartpole_file, updates=2, online_steps=8))
 
 
 def test_random_data_buffer_checks_the_action_range() -> None:

@@ -202,6 +202,8 @@ def train_offline(cfg: OfflineTrainConfig) -> OfflineTrainResult:
     if not env_id:
         raise ValueError(f"dataset {cfg.dataset!r} names no env: pass --env")
     algo_cfg = resolve_offline_config(cfg, data, env_id)
+    if data.discrete and cfg.online_steps > 0:
+        raise ValueError("--online-steps fine-tunes Box-action learners only; this dataset's actions are Discrete")
     online_cfg = resolve_online_config(cfg, algo_cfg.num_critics)
     corruption, scale, _ = corruption_of(data)
     run_dir = Path(cfg.out) if cfg.out is not None else None
