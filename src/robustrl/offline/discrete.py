@@ -1,7 +1,7 @@
 """Offline learners for Discrete actions: behaviour cloning, discrete CQL, and discrete IQL / RIQL.
 
-* :class:`DiscreteBC`: a categorical policy (:class:`~robustrl.policies.ActorCriticPolicy`) fitted to the data
-  actions by cross-entropy; its value head is left untrained.
+* BC (:class:`~robustrl.offline.bc.BC` itself): a categorical policy
+  (:func:`~robustrl.offline.bc.categorical_policy`) fitted to the data actions by cross-entropy.
 * :class:`DiscreteCQL` (Kumar et al., NeurIPS 2020, the discrete variant): a Q network
   (:class:`~robustrl.policies.networks.QNetworkPolicy`, the saved policy acts greedily on it) trained by the
   double-DQN TD loss plus ``α · E_s[T · log Σ_a exp(Q(s, a) / T) − Q(s, a_data)]``; the target network follows
@@ -29,14 +29,14 @@ import torch.nn.functional as F
 from robustrl.agents.common import make_adam, polyak_, seeded_init
 from robustrl.agents.critics import CriticEnsemble
 from robustrl.offline.base import OfflineBatch, OfflineLearnerConfig, set_obs_normalizer
-from robustrl.offline.bc import BCConfig
+from robustrl.offline.bc import BC, BCConfig, categorical_policy
 from robustrl.offline.data import OfflineDataset
 from robustrl.offline.iql import IQLConfig
 from robustrl.offline.losses import awr_weights, ensemble_quantile, expectile_loss, huber_loss
 from robustrl.policies.features import flat_dim
-from robustrl.policies.networks import ActorCriticPolicy, QNetworkPolicy
+from robustrl.policies.networks import QNetworkPolicy
 
-__all__ = ["DISCRETE_ALGORITHMS", "DiscreteBC", "DiscreteCQL", "DiscreteCQLConfig", "DiscreteIQL"]
+__all__ = ["DISCRETE_ALGORITHMS", "DiscreteCQL", "DiscreteCQLConfig", "DiscreteIQL"]
 
 
 @dataclass(frozen=True)
@@ -57,35 +57,6 @@ class DiscreteCQLConfig(OfflineLearnerConfig):
             raise ValueError(f"DiscreteCQLConfig.cql_alpha must be ≥ 0, got {self.cql_alpha}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"DiscreteCQLConfig.temperature must be > 0, got {self.temperature}")
-
-
-class DiscreteBC:
-    """Behaviour cloning of Discrete actions (see :class:`robustrl.offline.iql.IQL` for the arguments)."""
-
-    def __init__(
-        self, observation_space: gym.Space, action_space: gym.spaces.Discrete, data: OfflineDataset, cfg: BCConfig,
-        *, seed: int,
-    ) -> None:  # fmt: skip
-        cfg.validate()
-        self.cfg = cfg
-        with seeded_init(seed):
-            self.policy = ActorCriticPolicy(observation_space, action_space, pi_hidden=cfg.hidden,
-                                            vf_hidden=cfg.hidden, activation="relu", normalize_obs=cfg.normalize_obs)
-        set_obs_normalizer(self.policy, data)
-        self.optimizer = make_adam(self.policy.parameters(), cfg.learning_rate)
-        self.updates = 0
-
-    def update(self, b: OfflineBatch) -> dict[str, torch.Tensor]:
-        """One cross-entropy step of the policy's logits towards the data actions."""
-        loss = F.cross_entropy(self.policy.logits(b.obs), b.actions)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.updates += 1
-        return {"train/actor_loss": loss.detach()}
-
-    def sync_policy(self) -> None:
-        """Nothing to copy (the policy is what is trained)."""
 
 
 class DiscreteCQL:
@@ -143,8 +114,7 @@ class DiscreteIQL:
         self.num_actions = int(action_space.n)
         obs_dim = flat_dim(observation_space)
         with seeded_init(seed):
-            self.policy = ActorCriticPolicy(observation_space, action_space, pi_hidden=cfg.hidden,
-                                            vf_hidden=cfg.hidden, activation="relu", normalize_obs=cfg.normalize_obs)
+            self.policy = categorical_policy(observation_space, action_space, cfg)
             self.critics = CriticEnsemble(obs_dim + self.num_actions, cfg.hidden, "relu", cfg.num_critics)
             self.value = CriticEnsemble(obs_dim, cfg.hidden, "relu", 1)
         set_obs_normalizer(self.policy, data)
@@ -183,7 +153,7 @@ class DiscreteIQL:
 
 
 DISCRETE_ALGORITHMS: dict[str, tuple[type, type]] = {
-    "bc": (DiscreteBC, BCConfig),
+    "bc": (BC, BCConfig),
     "cql": (DiscreteCQL, DiscreteCQLConfig),
     "iql": (DiscreteIQL, IQLConfig),
     "riql": (DiscreteIQL, IQLConfig),
