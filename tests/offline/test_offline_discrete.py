@@ -85,3 +85,26 @@ def test_random_data_buffer_checks_the_action_range() -> None:
     with pytest.raises(ValueError, match="not in Discrete\\(1\\)"):
         OfflineBuffer(data, gym.spaces.Discrete(1))
     assert OfflineBuffer(data, gym.spaces.Discrete(2)).actions.dtype == torch.int64
+
+
+def test_adversarial_corruption_against_a_q_network_lowers_q_more_than_random(cartpole_file: str) -> None:
+    from robustrl.offline.corruption import CorruptionConfig, corrupt
+    from robustrl.offline.data import load_dataset
+
+    data = load_dataset(cartpole_file)
+    critic = train_offline(OfflineTrainConfig(algo="cql", dataset=cartpole_file, updates=300, eval_every=0,
+                                              eval_episodes=1, set=("hidden=32,32",))).policy  # fmt: skip
+    for element in ("obs", "next_obs"):
+        q = {}
+        for mode in ("random", "adversarial"):
+            cfg = CorruptionConfig(element, mode, 1.0, 1.0, attack_steps=20, attack_step_size=0.1, seed=0)
+            out = corrupt(data, cfg, policy=critic)
+            with torch.no_grad():
+                if element == "next_obs":
+                    q[mode] = float(critic.q_values(torch.as_tensor(out.next_observations)).amax(1).mean())
+                else:
+                    values = critic.q_values(torch.as_tensor(out.observations))
+                    q[mode] = float(values.gather(1, torch.as_tensor(out.actions).view(-1, 1)).mean())
+        assert q["adversarial"] < q["random"], (element, q)
+    with pytest.raises(ValueError, match="q_values\\(obs\\) for Discrete actions"):
+        corrupt(data, CorruptionConfig("obs", "adversarial"), policy=Balancer())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,9 +112,8 @@ def adversarial_lambda(
 def _adversarial(
     data: OfflineDataset, name: str, rows: np.ndarray, std: np.ndarray, cfg: CorruptionConfig, policy: Any
 ) -> np.ndarray:
-    """New values of element ``name`` at ``rows`` found by the adversarial search against ``policy.critic``."""
-    if policy is None or not callable(getattr(policy, "critic", None)):
-        raise ValueError("adversarial corruption needs a policy with a Q critic (critic(obs, action)): pass critic")
+    """New values of element ``name`` at ``rows`` found by the adversarial search against the policy's Q."""
+    q_sa, q_next = _q_functions(policy)
     obs = torch.as_tensor(data.observations[rows])
     act = torch.as_tensor(data.actions[rows])
     nxt = torch.as_tensor(data.next_observations[rows])
@@ -123,20 +123,38 @@ def _adversarial(
     for chunk in torch.arange(len(rows)).split(4096):
         o, a, n = obs[chunk], act[chunk], nxt[chunk]
         if name == "obs":
-            lam = adversarial_lambda(lambda x, a=a: policy.critic(x, a), o, s, cfg.scale, cfg.attack_steps,
+            lam = adversarial_lambda(lambda x, a=a: q_sa(x, a), o, s, cfg.scale, cfg.attack_steps,
                                      cfg.attack_step_size, gen)  # fmt: skip
             out.append(o + lam * s)
         elif name == "actions":
-            lam = adversarial_lambda(lambda x, o=o: policy.critic(o, x), a, s, cfg.scale, cfg.attack_steps,
+            lam = adversarial_lambda(lambda x, o=o: q_sa(o, x), a, s, cfg.scale, cfg.attack_steps,
                                      cfg.attack_step_size, gen)  # fmt: skip
             out.append(a + lam * s)
         else:
-            def q_next(x: torch.Tensor) -> torch.Tensor:
-                return policy.critic(x, _differentiable_action(policy, x))  # type: ignore[no-any-return]
-
             lam = adversarial_lambda(q_next, n, s, cfg.scale, cfg.attack_steps, cfg.attack_step_size, gen)
             out.append(n + lam * s)
     return torch.cat(out).numpy()
+
+
+QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _q_functions(policy: Any) -> tuple[QFn, Callable[[torch.Tensor], torch.Tensor]]:
+    """``(Q(s, a), Q(s′, π(s′)))`` of the policy the adversarial search minimises, differentiable in the states.
+
+    A policy with ``critic(obs, action)`` (Box actions; π its deterministic or mean action), or a Q network
+    with ``q_values(obs)`` (Discrete actions: ``Q(s, a)`` gathered at the data action, ``Q(s′, π(s′))`` the max).
+    """
+    if callable(getattr(policy, "critic", None)):
+        return policy.critic, lambda x: policy.critic(x, _differentiable_action(policy, x))
+    if callable(getattr(policy, "q_values", None)):
+        return (lambda x, a: policy.q_values(x).gather(1, a.long().view(-1, 1)).squeeze(1),
+                lambda x: policy.q_values(x).amax(1))  # fmt: skip
+    raise ValueError(_NO_CRITIC)
+
+
+_NO_CRITIC = ("adversarial corruption needs a policy with a Q function (critic(obs, action), or q_values(obs) for "
+              "Discrete actions): pass critic")  # fmt: skip
 
 
 def _differentiable_action(policy: Any, obs: torch.Tensor) -> torch.Tensor:
@@ -161,14 +179,14 @@ def corrupt(data: OfflineDataset, cfg: CorruptionConfig, *, policy: Any = None) 
         data: the clean dataset.
         cfg: the corruption.
         policy: for ``mode="adversarial"``: a policy with ``critic(obs, action)`` (and an actor, for next
-            states), pretrained on the clean data.
+            states), or a Q network with ``q_values(obs)`` (Discrete actions), pretrained on the clean data.
 
     Raises:
         ValueError: a bad config, or adversarial mode without a critic.
     """
     cfg.validate()
-    if cfg.mode == "adversarial" and cfg.element in ("obs", "actions", "next_obs", "all") and policy is None:
-        raise ValueError("adversarial corruption needs a policy with a Q critic (critic(obs, action)): pass critic")
+    if cfg.mode == "adversarial" and cfg.element in ("obs", "actions", "next_obs", "all"):
+        _q_functions(policy)  # before any work: the policy has a Q function
     if cfg.element in ("actions", "all") and data.discrete:
         raise ValueError("action corruption needs Box actions (the dataset's actions are Discrete)")
     rng = np.random.default_rng(cfg.seed)
