@@ -91,6 +91,31 @@ def test_minmax_normalisation_and_its_bounds():
         score_matrices(data, normalize="minmax")
 
 
+def test_reference_normalisation_uses_the_references_mean_per_condition_and_task():
+    # IWOCS's convention: nominal = 0, reference method = 1, each under the same condition and on the same task
+    worst = {"td3": [100.0, 200.0], "m2td3": [300.0, 500.0], "dr": [250.0, 400.0]}
+    data = [stored(m, "E1", s, "uncertainty[set]", 0.0, v, metric="worst_case")
+            for m, vs in worst.items() for s, v in enumerate(vs)]  # fmt: skip
+    data += [stored(m, "E1", s, "uncertainty[set]", 0.0, v * 2, metric="average")
+             for m, vs in worst.items() for s, v in enumerate(vs)]  # fmt: skip
+    data += [stored("td3", "E1", 0, "clean", 0.0, 7.0)]  # m2td3 has no clean row: that condition is left out
+    summary = summarize(data, metrics=(), normalize="reference", references=("td3", "m2td3"), reps=50)
+    mats = {(m.group[0], m.condition.metric): m.scores[:, 0].tolist()
+            for m in score_matrices(data, metrics=(), normalize="reference", references=("td3", "m2td3"))}
+    # worst case: r0 = 150, r1 = 400; average: r0 = 300, r1 = 800
+    assert mats[("td3", "worst_case")] == pytest.approx([-0.2, 0.2])
+    assert mats[("m2td3", "worst_case")] == pytest.approx([0.6, 1.4])
+    assert mats[("dr", "worst_case")] == pytest.approx([0.4, 1.0])
+    assert mats[("dr", "average")] == pytest.approx([0.4, 1.0])
+    assert ("td3", "return_mean") not in mats
+    assert "td3 = 0, m2td3 = 1; 1 conditions without two distinct reference scores left out" in str(summary)
+    assert "uncertainty[set] worst_case" in str(summary)  # budget-free: no "@ 0"
+    with pytest.raises(ValueError, match=r"references \['sac'\] are not groups"):
+        score_matrices(data, normalize="reference", references=("td3", "sac"))
+    with pytest.raises(ValueError, match="two different reference groups"):
+        score_matrices(data, normalize="reference", references=("td3",))
+
+
 def test_dynamics_grids_get_worst_and_average_rows():
     data = [stored("a", "E1", 0, f"dynamics[length={x}]", 0.0, v, stage="dynamics")
             for x, v in ((0.5, 100.0), (1.0, 40.0), (1.5, 10.0))]  # fmt: skip

@@ -11,6 +11,10 @@ The long rows of the store are grouped into score matrices the way Agarwal et al
   over runs within tasks) and compared between groups with
   :func:`robustrl.stats.probability_of_improvement`.
 
+With ``normalize="reference"`` every score becomes ``(v − r0) / |r1 − r0|``, where r0 and r1 are the mean
+scores of two reference groups of the same study under the same condition and task (IWOCS's convention for
+uncertainty sets: nominal TD3 = 0, M2TD3 = 1); conditions lacking either reference are left out.
+
 Dynamics grids also give two derived conditions per cell: ``dynamics:worst`` (the least mean return over
 the grid) and ``dynamics:average`` (the mean over the grid). Non-finite values (a certificate that
 certifies nothing is ``-inf``) are left out and counted. Tasks with unequal numbers of runs are cut to
@@ -34,12 +38,15 @@ from robustrl.experiments.stages import STAGES
 from robustrl.experiments.store import StoredRow
 from robustrl.stats import Interval, aggregate_all, format_interval, probability_of_improvement
 
-__all__ = ["Aggregate", "Condition", "Improvement", "OutputFormat", "ScoreMatrix", "StudySummary", "score_matrices",
-           "summarize"]
+__all__ = ["Aggregate", "Condition", "Improvement", "Normalize", "OutputFormat", "ScoreMatrix", "StudySummary",
+           "score_matrices", "summarize"]
 
 OutputFormat = Literal["table", "json", "csv"]
+Normalize = Literal["none", "minmax", "reference"]
 STATISTICS: tuple[Literal["iqm", "median", "mean"], ...] = ("iqm", "median", "mean")
 """The aggregate statistics of every group and condition."""
+_Table = dict[tuple[tuple[str, ...], "Condition"], dict[str, dict[int, list[float]]]]
+"""Scores by (group, condition), task, run."""
 _DYN = re.compile(r"^(?P<prefix>.*?)dynamics\[(?P<point>.*)\]$")
 
 
@@ -60,7 +67,7 @@ class Condition:
 
     def label(self) -> str:
         """``stage threat @ budget metric [k=v]`` in one line."""
-        plain = self.threat == "clean" or self.threat.startswith("dynamics")  # budget 0: no threat ran
+        plain = self.threat == "clean" or self.threat.startswith(("dynamics", "uncertainty"))  # budget 0: no threat ran
         at = "" if plain and self.budget == 0 else f" @ {self.budget:g}"
         other = f" [{', '.join(f'{k}={v}' for k, v in self.extra)}]" if self.extra else ""
         return f"{self.stage} {self.threat}{at} {self.metric}{other}"
@@ -273,8 +280,9 @@ def score_matrices(
     group_by: Sequence[str] = ("method",),
     metrics: Sequence[str] = ("return_mean", "certified_return"),
     stages: Sequence[str] = (),
-    normalize: Literal["none", "minmax"] = "none",
+    normalize: Normalize = "none",
     score_bounds: Mapping[str, tuple[float, float]] | None = None,
+    references: Sequence[str] = (),
 ) -> list[ScoreMatrix]:
     """The ``[runs, tasks]`` score matrix of every group and condition, conditions in stage order.
 
@@ -285,18 +293,25 @@ def score_matrices(
         group_by: labels forming a group (``method``, ``env``, ``algo``, a grid axis...).
         metrics: metrics kept (empty: all).
         stages: stages kept (empty: all).
-        normalize: ``none`` (raw values) or ``minmax`` (``(v − min) / (max − min)`` per task, from
-            ``score_bounds``).
+        normalize: ``none`` (raw values), ``minmax`` (``(v − min) / (max − min)`` per task, from
+            ``score_bounds``) or ``reference`` (``(v − r0) / |r1 − r0|`` per condition and task, r0 and r1
+            the mean scores of the two ``references`` groups).
         score_bounds: ``{env_id: (min, max)}`` for ``minmax``.
+        references: the two groups (``/``-joined group values) scoring 0 and 1 for ``reference``.
 
     Raises:
-        ValueError: an unknown group-by label or stage, or a task without score bounds.
+        ValueError: an unknown group-by label or stage, a task without score bounds, or references that are
+            not two groups of the study.
     """
     unknown_stages = sorted(set(stages) - set(STAGES))
     if unknown_stages:
         raise ValueError(f"unknown stages {unknown_stages} (stages: {', '.join(STAGES)})")
-    if normalize not in ("none", "minmax"):
-        raise ValueError(f"normalize must be 'none' or 'minmax', got {normalize!r}")
+    if normalize not in ("none", "minmax", "reference"):
+        raise ValueError(f"normalize must be 'none', 'minmax' or 'reference', got {normalize!r}")
+    if normalize == "reference" and (len(references) != 2 or references[0] == references[1]):
+        raise ValueError(f"normalize=reference needs two different reference groups, got {list(references)}")
+    if normalize != "reference" and references:
+        raise ValueError("references are used only with normalize=reference")
     group_by = tuple(group_by)
     if not group_by:
         raise ValueError("group_by needs at least one label")
@@ -324,7 +339,7 @@ def score_matrices(
     varying = {k for (_, k), vals in values_in.items() if len(vals) > 1} - set(group_by) - {"seed", "env"}
     threat_order: dict[str, int] = {}
     groups: dict[tuple[str, ...], int] = {}
-    table: dict[tuple[tuple[str, ...], Condition], dict[str, dict[int, list[float]]]] = {}
+    table: _Table = {}
     for r in kept:
         group = tuple(label_text(r.labels.get(k, "")) for k in group_by)
         extra = tuple((k, label_text(v)) for k, v in sorted(r.labels.items()) if k in varying)
@@ -338,6 +353,8 @@ def score_matrices(
         seed_label = r.labels.get("seed", r.row.seed)
         run = int(seed_label) if isinstance(seed_label, int) else 0
         table.setdefault((group, cond), {}).setdefault(r.row.task, {}).setdefault(run, []).append(value)
+    if normalize == "reference":
+        table = _normalised_to_references(table, tuple(tuple(g.split("/")) for g in references), list(groups))
     stage_order = {s: i for i, s in enumerate(STAGES)}
 
     def order(key: tuple[tuple[str, ...], Condition]) -> tuple[Any, ...]:
@@ -353,6 +370,33 @@ def score_matrices(
     return out
 
 
+def _normalised_to_references(
+    table: _Table, refs: tuple[tuple[str, ...], ...], groups: list[tuple[str, ...]]
+) -> _Table:
+    """Every value as ``(v − r0) / |r1 − r0|`` per condition and task.
+
+    A condition and task where a reference has no finite score, or both score the same, is left out.
+    """
+    missing = [ref for ref in refs if ref not in groups]
+    if missing and groups:
+        raise ValueError(f"references {['/'.join(m) for m in missing]} are not groups of the study "
+                         f"(groups: {['/'.join(g) for g in groups]})")  # fmt: skip
+
+    def mean(cells: Mapping[int, list[float]]) -> float:
+        runs = [float(np.mean(f)) for f in ([v for v in vs if math.isfinite(v)] for vs in cells.values()) if f]
+        return float(np.mean(runs)) if runs else math.nan
+
+    out: _Table = {}
+    for (group, cond), tasks in table.items():
+        for task, cells in tasks.items():
+            r0, r1 = (mean(table.get((ref, cond), {}).get(task, {})) for ref in refs)
+            if not (math.isfinite(r0) and math.isfinite(r1)) or r0 == r1:
+                continue
+            scale = abs(r1 - r0)
+            out.setdefault((group, cond), {})[task] = {run: [(v - r0) / scale for v in vs] for run, vs in cells.items()}
+    return out
+
+
 def summarize(
     rows: Sequence[StoredRow],
     *,
@@ -360,8 +404,9 @@ def summarize(
     group_by: Sequence[str] = ("method",),
     metrics: Sequence[str] = ("return_mean", "certified_return"),
     stages: Sequence[str] = (),
-    normalize: Literal["none", "minmax"] = "none",
+    normalize: Normalize = "none",
     score_bounds: Mapping[str, tuple[float, float]] | None = None,
+    references: Sequence[str] = (),
     baseline: str | None = None,
     confidence: float = 0.95,
     reps: int = 2000,
@@ -377,8 +422,9 @@ def summarize(
         group_by: labels forming a group.
         metrics: metrics kept (empty: all).
         stages: stages kept (empty: all).
-        normalize: ``none`` or ``minmax`` (with ``score_bounds``).
+        normalize: ``none``, ``minmax`` (with ``score_bounds``) or ``reference`` (with ``references``).
         score_bounds: ``{env_id: (min, max)}`` for ``minmax``.
+        references: the groups scoring 0 and 1 for ``reference``.
         baseline: compare every group with this one (``/``-joined group values); None: every pair.
         confidence: interval level.
         reps: bootstrap resamples.
@@ -397,7 +443,7 @@ def summarize(
     if reps < 1:
         raise ValueError(f"reps must be ≥ 1, got {reps}")
     matrices = score_matrices(rows, group_by=group_by, metrics=metrics, stages=stages, normalize=normalize,
-                              score_bounds=score_bounds)  # fmt: skip
+                              score_bounds=score_bounds, references=references)  # fmt: skip
     groups = list(dict.fromkeys(m.group for m in matrices))
     if baseline is not None and tuple(baseline.split("/")) not in groups:
         raise ValueError(f"baseline {baseline!r} is not a group (groups: {['/'.join(g) for g in groups]})")
@@ -408,8 +454,14 @@ def summarize(
                                     ivs["mean"], m.dropped))  # fmt: skip
     by_key = {(m.group, m.condition): (m.tasks, m.scores) for m in matrices}
     improvements = _improvements(by_key, groups, baseline, confidence, reps, seed)
+    how: str = normalize
+    if normalize == "reference":
+        raw = {(m.group, m.condition) for m in score_matrices(rows, group_by=group_by, metrics=metrics, stages=stages)}
+        lost = len({c for _, c in raw} - {m.condition for m in matrices})
+        how = f"{references[0]} = 0, {references[1]} = 1" + (
+            f"; {lost} conditions without two distinct reference scores left out" if lost else "")
     return StudySummary(study, tuple(group_by), tuple(aggregates), tuple(improvements), dict(cells or {}),
-                        confidence, reps, normalize, fmt)  # fmt: skip
+                        confidence, reps, how, fmt)  # fmt: skip
 
 
 def _improvements(

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from robustrl.experiments.analysis import OutputFormat, StudySummary, summarize
+from robustrl.experiments.analysis import Normalize, OutputFormat, StudySummary, summarize
 from robustrl.experiments.cells import load_study
 from robustrl.experiments.executors import ExecutorKind, make_executor
 from robustrl.experiments.store import STORE_FILE, StudyStore
@@ -94,10 +93,13 @@ class ResultsConfig:
     """Metrics to aggregate (comma-separated; empty: all)."""
     stage: tuple[str, ...] = ()
     """Stages to aggregate: train, evaluate, certify, dynamics (comma-separated; empty: all)."""
-    normalize: Literal["none", "minmax"] = "none"
-    """Per-task scores: raw values, or (v - min) / (max - min) with --score-bounds."""
+    normalize: Normalize = "none"
+    """Per-task scores: raw values, (v - min) / (max - min) with --score-bounds, or (v - r0) / |r1 - r0| with
+    --references (r0, r1: the two reference groups' mean scores under the same condition)."""
     score_bounds: tuple[str, ...] = ()
     """Per-task score range for minmax, ENV_ID=MIN:MAX (e.g. Pendulum-v1=-1600:0)."""
+    references: tuple[str, ...] = ()
+    """For --normalize reference: the groups scoring 0 and 1, comma-separated (e.g. td3,m2td3)."""
     baseline: str | None = None
     """Compare every group with this one (default: every pair of groups)."""
     confidence: float = 0.95
@@ -135,6 +137,7 @@ def run_results(cfg: ResultsConfig) -> StudySummary:
             store.export_parquet(cfg.parquet)
     return summarize(
         rows, study=name, group_by=split_list(cfg.group_by), metrics=split_list(cfg.metric),
-        stages=split_list(cfg.stage), normalize=cfg.normalize, score_bounds=bounds, baseline=cfg.baseline,
+        stages=split_list(cfg.stage), normalize=cfg.normalize, score_bounds=bounds,
+        references=split_list(cfg.references), baseline=cfg.baseline,
         confidence=cfg.confidence, reps=cfg.reps, seed=cfg.seed, cells=counts, fmt=cfg.format,
     )  # fmt: skip
