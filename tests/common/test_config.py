@@ -58,6 +58,16 @@ def test_parse_types_defaults_and_flags():
     assert _parse(["--env", "x", "--sigma", "0.2"]).sigma == 0.2
 
 
+def test_a_repeated_list_option_keeps_every_value_and_replaces_the_default():
+    assert _parse(["--env", "x", "--budgets", "0.2", "--budgets", "0.3", "0.4"]).budgets == (0.2, 0.3, 0.4)
+    assert _parse(["--env", "x", "--budgets", "0.5"]).budgets == (0.5,)  # not (0.0, 0.1, 0.5)
+    assert _parse(["--env", "x", "--budgets"]).budgets == ()
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, ToyConfig)
+    parser.parse_args(["--env", "x", "--budgets", "0.7"])
+    assert config_from_namespace(ToyConfig, parser.parse_args(["--env", "x"])).budgets == (0.0, 0.1)  # parser reused
+
+
 def test_bad_choice_and_missing_required_exit():
     with pytest.raises(SystemExit):
         _parse(["--env", "x", "--norm", "l3"])

@@ -131,6 +131,8 @@ def add_config_arguments(
             inner = [a for a in get_args(tp) if a is not Ellipsis]
             conv, choices = _scalar_parser(inner[0] if inner else str, f.name)
             kwargs.update(type=conv, nargs="*" if has_default else "+")
+            if f.name not in positional:
+                kwargs["action"] = _ExtendOnRepeat
             if choices:
                 kwargs["choices"] = choices
         else:
@@ -153,6 +155,16 @@ def add_config_arguments(
             else:
                 kwargs["required"] = True
             parser.add_argument(flag, **kwargs)
+
+
+class _ExtendOnRepeat(argparse.Action):
+    """A list option given twice keeps both lists (``--x a --x b`` is ``--x a b``); the first replaces the default."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        current = getattr(namespace, self.dest, None)
+        fresh = current is self.default or current is None  # argparse stores the default object itself
+        setattr(namespace, self.dest, list(values) if fresh else [*current, *values])
 
 
 def config_from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
