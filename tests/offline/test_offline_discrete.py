@@ -108,3 +108,21 @@ def test_adversarial_corruption_against_a_q_network_lowers_q_more_than_random(ca
         assert q["adversarial"] < q["random"], (element, q)
     with pytest.raises(ValueError, match="q_values\\(obs\\) for Discrete actions"):
         corrupt(data, CorruptionConfig("obs", "adversarial"), policy=Balancer())
+
+
+def test_a_study_checks_discrete_datasets_against_the_discrete_learners(cartpole_file: str, tmp_path: Path) -> None:
+    from robustrl.experiments.cells import load_study
+    from robustrl.experiments.locate import StudySpecError
+
+    def spec(algo: str, set_: str) -> Path:
+        path = tmp_path / f"{algo}.toml"
+        path.write_text(f'[study]\nname = "d"\nseeds = [0]\n\n[train_offline]\nalgo = "{algo}"\n'
+                        f'dataset = "{cartpole_file}"\nupdates = 4\nset = ["{set_}"]\n')  # fmt: skip
+        return path
+
+    # num_actions is a field of the Box CQL only: on Discrete actions it is unknown, and α = 1 is Discrete's default
+    assert load_study(spec("cql", "cql_alpha=2.0")).cells
+    with pytest.raises(StudySpecError, match="num_actions"):
+        load_study(spec("cql", "num_actions=4"))
+    with pytest.raises(StudySpecError, match="td3bc needs Box actions"):
+        load_study(spec("td3bc", "alpha=2.5"))

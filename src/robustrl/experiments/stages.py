@@ -248,30 +248,43 @@ def _check_dynamics(cfg: Any) -> list[Issue]:
 
 
 @functools.lru_cache(maxsize=64)
-def dataset_env(dataset: str, root: str | None) -> str:
-    """The env id a dataset names ("" if it names none), read once per dataset.
+def dataset_facts(dataset: str, root: str | None) -> tuple[str, bool]:
+    """The env id a dataset names ("" if it names none) and whether its actions are Discrete, read once.
 
     Raises:
         ValueError: the dataset cannot be read (unknown id, missing file...).
     """
     from robustrl.offline.data import load_dataset
 
-    return load_dataset(dataset, root=root).env_id
+    data = load_dataset(dataset, root=root)
+    return data.env_id, data.discrete
+
+
+def dataset_env(dataset: str, root: str | None) -> str:
+    """The env id a dataset names ("" if it names none); see :func:`dataset_facts`."""
+    return dataset_facts(dataset, root)[0]
 
 
 def _check_train_offline(cfg: Any) -> list[Issue]:
+    from robustrl.offline.discrete import DISCRETE_ALGORITHMS
     from robustrl.offline.train import OFFLINE_ALGORITHMS
 
     issues: list[Issue] = []
     _attempt(issues, None, lambda: dataclasses.replace(cfg, out=None).validate())
     if issues:
         return issues
-    env = cfg.env or _attempt(issues, "dataset", lambda: dataset_env(cfg.dataset, _text(cfg.root)))
+    facts = _attempt(issues, "dataset", lambda: dataset_facts(cfg.dataset, _text(cfg.root)))
+    env = cfg.env or (facts[0] if facts else "")
     if env:
         issues += _check_env(env)
     elif not issues:
         issues.append(("env", f"dataset {cfg.dataset!r} names no env: set env"))
-    _, algo_cls = OFFLINE_ALGORITHMS[cfg.algo]
+    discrete = bool(facts and facts[1])
+    if discrete and cfg.algo not in DISCRETE_ALGORITHMS:
+        issues.append(("algo", f"{cfg.algo} needs Box actions; dataset {cfg.dataset!r} has Discrete ones: use "
+                               f"{' or '.join(sorted(DISCRETE_ALGORITHMS))}"))  # fmt: skip
+        return issues
+    _, algo_cls = (DISCRETE_ALGORITHMS if discrete else OFFLINE_ALGORITHMS)[cfg.algo]
     from robustrl.common.config import apply_overrides
 
     _attempt(issues, "set", lambda: apply_overrides(algo_cls(), list(cfg.set)).validate())
