@@ -162,7 +162,7 @@ class _ExtendOnRepeat(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:  # fmt: skip
-        current = getattr(namespace, self.dest, None)
+        current: Any = getattr(namespace, self.dest, None)
         fresh = current is self.default or current is None  # argparse stores the default object itself
         setattr(namespace, self.dest, list(values) if fresh else [*current, *values])
 
