@@ -58,14 +58,27 @@ def test_parse_types_defaults_and_flags():
     assert _parse(["--env", "x", "--sigma", "0.2"]).sigma == 0.2
 
 
-def test_a_repeated_list_option_keeps_every_value_and_replaces_the_default():
-    assert _parse(["--env", "x", "--budgets", "0.2", "--budgets", "0.3", "0.4"]).budgets == (0.2, 0.3, 0.4)
-    assert _parse(["--env", "x", "--budgets", "0.5"]).budgets == (0.5,)  # not (0.0, 0.1, 0.5)
-    assert _parse(["--env", "x", "--budgets"]).budgets == ()
+@dataclasses.dataclass(frozen=True)
+class OverrideConfig:
+    """Override lists."""
+
+    defense_set: tuple[str, ...] = ("eps=0.1",)
+    """KEY=VALUE overrides."""
+    budgets: tuple[float, ...] = (0.0,)
+    """Budgets."""
+
+
+def test_a_repeated_override_list_keeps_every_value_and_replaces_the_default():
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser, ToyConfig)
-    parser.parse_args(["--env", "x", "--budgets", "0.7"])
-    assert config_from_namespace(ToyConfig, parser.parse_args(["--env", "x"])).budgets == (0.0, 0.1)  # parser reused
+    add_config_arguments(parser, OverrideConfig)
+
+    def parse(argv: list[str]) -> OverrideConfig:
+        return config_from_namespace(OverrideConfig, parser.parse_args(argv))
+
+    assert parse(["--defense-set", "a=1", "--defense-set", "b=2", "c=3"]).defense_set == ("a=1", "b=2", "c=3")
+    assert parse(["--defense-set", "a=1"]).defense_set == ("a=1",)  # not ("eps=0.1", "a=1")
+    assert parse([]).defense_set == ("eps=0.1",)  # the parser is reused: no state left from earlier parses
+    assert parse(["--budgets", "0.2", "--budgets", "0.3"]).budgets == (0.3,)  # other lists: the last one wins
 
 
 def test_bad_choice_and_missing_required_exit():
