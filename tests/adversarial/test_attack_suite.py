@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from robustrl import cli
@@ -80,3 +81,48 @@ def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, t
         assert np.array_equal(c.returns, d.returns)
         assert all(a["reused"] for a in d.options.get("adversaries", []))
     assert json.loads((tmp_path / "eval.json").read_text())["config"]["threat"] == []
+
+
+def test_robust_sarsa_reads_a_recurrent_victims_successors_with_the_state_it_acts_on() -> None:
+    from robustrl.adversarial.sarsa import next_params
+    from robustrl.envs import make_env
+    from robustrl.policies import RecurrentActorCriticPolicy
+    from robustrl.rollout import collect, start_collect
+
+    env = make_env("CartPole-v1", 4, seed=0, max_episode_steps=12)  # episodes end (truncate) inside the chunks
+    torch.manual_seed(0)
+    victim = RecurrentActorCriticPolicy(env.observation_space, env.action_space, lstm_size=6)
+    state = start_collect(env, seed=0)
+    ended = 0
+    for _ in range(3):  # the second and third chunks start from a carried, non-zero state
+        state0 = None if victim.recurrent_state is None else victim.recurrent_state.clone()
+        with torch.no_grad():
+            traj = collect(victim, env, 10, state=state, deterministic=False)
+            params = next_params(victim, traj, state.episode_start, state0)
+            # inside the chunk the successor of step t is step t+1's observation, acted on with that same state
+            seq, _, _ = victim.sequence(traj.obs, torch.cat([state.episode_start[None], traj.done[:-1]]),
+                                        victim.initial_state(4) if state0 is None else state0)
+            keep = ~traj.done[:-1]
+            assert torch.allclose(params[:-1][keep], seq[1:][keep], atol=1e-6)
+            # after the chunk: what the victim's carried state gives on the observation it acts on next
+            last = ~traj.done[-1]
+            assert torch.allclose(params[-1][last], victim.action_params(traj.state.obs.float())[last], atol=1e-6)
+        ended += int(traj.done.sum())
+        state = traj.state
+    env.close()
+    assert ended > 0
+
+
+def test_the_suite_evaluates_a_recurrent_policy(tmp_path: Path) -> None:
+    from robustrl.envs import make_env
+    from robustrl.policies import RecurrentActorCriticPolicy
+
+    env = make_env("CartPole-v1", 1)
+    torch.manual_seed(0)
+    victim = RecurrentActorCriticPolicy(env.observation_space, env.action_space, lstm_size=6)
+    policy_file = save_policy(victim, tmp_path / "policy.zip", env_id="CartPole-v1")
+    cfg = EvaluateConfig(str(policy_file), "CartPole-v1", suite="sa-mdp-v1", budgets=(0.0, 0.2), episodes=4,
+                         env_kwargs={"max_episode_steps": 40}, bootstrap_reps=20)
+    res = evaluate_suite(cfg, definition=TINY)
+    assert [c.label for c in res.threats] == ["random", "critic", "mad", "robust-sarsa", "sa-rl", "pa-ad"]
+    assert all(np.isfinite(c.mean).all() for c in res.threats)

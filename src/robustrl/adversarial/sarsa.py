@@ -2,9 +2,10 @@
 
 The victim (sampling its actions) runs in the env through :func:`~robustrl.rollout.collect`; after every
 chunk of steps, ``Q`` takes Adam steps on the Sarsa TD loss with targets ``r + γ·(1 − terminated)·Q(s′, a′)``,
-``a′ ~ π(·|s′)`` (truncation bootstraps from the final observation), plus the robustness regulariser
-``κ·E[max_{ŝ ∈ B_ε(s)} (Q(ŝ, a) − Q(s, a))²]`` whose inner max is a batched PGD search. The attack itself
-is :class:`~robustrl.threats.robust_sarsa.SarsaAttack`. The trained ``Q`` is cached like the learned
+``a′ ~ π(·|s′)`` (truncation bootstraps from the final observation; a recurrent victim samples ``a′`` from
+the LSTM state it had after the step, recomputed over the chunk, see :func:`next_actions`), plus the
+robustness regulariser ``κ·E[max_{ŝ ∈ B_ε(s)} (Q(ŝ, a) − Q(s, a))²]`` whose inner max is a batched PGD search.
+The attack itself is :class:`~robustrl.threats.robust_sarsa.SarsaAttack`. The trained ``Q`` is cached like the learned
 adversaries (same key: victim hash, ε, units, config).
 """
 
@@ -26,7 +27,8 @@ from robustrl.common.limits import check_count
 from robustrl.common.seeding import check_seed, derive_seed, torch_generator
 from robustrl.envs import make_env
 from robustrl.policies.base import Policy
-from robustrl.rollout import collect, start_collect
+from robustrl.policies.recurrent import RecurrentActorCriticPolicy
+from robustrl.rollout import Trajectory, collect, start_collect
 from robustrl.threats import projection as P
 from robustrl.threats.objectives import is_discrete
 from robustrl.threats.pgd import SearchConfig, prepare, run_search
@@ -34,7 +36,7 @@ from robustrl.threats.robust_sarsa import SarsaAttack, SarsaQ
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RobustSarsaConfig", "cached_sarsa_attack", "train_sarsa_q"]
+__all__ = ["RobustSarsaConfig", "cached_sarsa_attack", "next_actions", "next_params", "train_sarsa_q"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,35 @@ def _regularizer(q: SarsaQ, victim: Policy, obs: torch.Tensor, act: torch.Tensor
     return (q(P.apply(obs, u.detach(), scale, box), act) - q(obs, act)).square().mean()
 
 
+def next_params(victim: RecurrentActorCriticPolicy, traj: Trajectory, start: torch.Tensor,
+                state0: torch.Tensor | None) -> torch.Tensor:
+    """A recurrent victim's action parameters ``[T, N, A]`` at each transition's successor (``traj.next_obs``).
+
+    The LSTM state after every step is recomputed over the chunk from ``state0`` (the carried state before
+    :func:`~robustrl.rollout.collect`; zeros where it was None or of another batch size) with the episode
+    starts ``start [N]`` of the chunk's first step and the ``done`` flags after it, so the successor of step t
+    (the next observation, or the final one where an episode ended) is read with the state the victim had
+    after step t: exactly what it would act on next, truncated episodes included.
+    """
+    t_len, n = traj.done.shape
+    if state0 is None or state0.shape[1] != n:
+        state0 = victim.initial_state(n)
+    starts = torch.cat([start.view(1, n), traj.done[:-1]])
+    _, _, after = victim.sequence(traj.obs, starts, state0)
+    nxt = traj.next_obs(clean=True).float()
+    params = victim.action_params_with(nxt.flatten(0, 1), after.transpose(0, 1).flatten(1, 2))
+    return params.view(t_len, n, -1)
+
+
+def next_actions(victim: Policy, traj: Trajectory, start: torch.Tensor, state0: torch.Tensor | None,
+                 gen: torch.Generator) -> torch.Tensor:
+    """Sarsa's ``a′ ~ π(·|s′)`` at every successor of ``traj``, flattened to ``[T·N, ...]``."""
+    if isinstance(victim, RecurrentActorCriticPolicy):
+        params = next_params(victim, traj, start, state0).flatten(0, 1)
+        return victim.actions_from_params(params, deterministic=False, generator=gen)
+    return victim.act(traj.next_obs(clean=True).flatten(0, 1).float(), deterministic=False, generator=gen)
+
+
 def train_sarsa_q(
     victim: Policy,
     env_id: str,
@@ -128,16 +159,16 @@ def train_sarsa_q(
     try:
         with tqdm(total=cfg.total_steps, desc=f"robust sarsa ε={budget:g}", unit="step", disable=not progress) as bar:
             while steps < cfg.total_steps:
+                state0 = getattr(victim, "recurrent_state", None)
                 with torch.no_grad():
                     traj = collect(victim, env, cfg.chunk, state=state, deterministic=False)
+                    next_act = next_actions(victim, traj, state.episode_start, state0, gen)
                 state = traj.state
                 steps += cfg.chunk * cfg.num_envs
                 bar.update(cfg.chunk * cfg.num_envs)
                 obs = traj.clean_obs.flatten(0, 1)
                 acts = traj.actions.flatten(0, 1)
                 nxt = traj.next_obs(clean=True).flatten(0, 1)
-                with torch.no_grad():
-                    next_act = victim.act(nxt.float(), deterministic=False, generator=gen)
                 alive = (~traj.terminated.flatten()).float()
                 rewards = traj.rewards.flatten().float()
                 for _ in range(cfg.updates):

@@ -149,6 +149,11 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         h, _ = self._critic_cell(self.features(obs), self._current(obs.shape[0]))
         return self._value_from(h)
 
+    def action_params_with(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Logits or action means at ``obs`` from an explicit previous ``state [4, N, lstm_size]``."""
+        h, _ = self._actor_cell(self.features(obs), state)
+        return self._params_from(h)
+
     def value_with(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """State values ``[N]`` at ``obs`` from an explicit previous ``state [4, N, lstm_size]``."""
         h, _ = self._critic_cell(self.features(obs), state)
