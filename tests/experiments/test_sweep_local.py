@@ -128,3 +128,44 @@ bootstrap_reps = 20
     (skipped,) = [c for c in cells if c[1] == "skipped"]
     assert skipped[0] == "evaluate" and "training cell" in skipped[3]
     assert run_sweep(SweepConfig(spec, out, workers=0, rerun_failed=False, progress=False)).ran == 0
+
+
+def test_only_runs_a_piece_of_the_study_and_the_whole_study_reuses_it(tmp_path):
+    import pytest
+
+    from robustrl.cli import main
+    from robustrl.experiments.cells import select_cells
+
+    spec = tiny_spec(tmp_path / "tiny.toml")
+    out = tmp_path / "study"
+    study = load_study(spec)
+    by_hash = study.by_hash()
+    piece = select_cells(study, ["method=ppo+noise", "seed=1", "stage=evaluate"])
+    # the one evaluate cell of that method and seed, and the training cell it needs
+    assert sorted(by_hash[h].stage for h in piece) == ["evaluate", "train"]
+    assert all(by_hash[h].labels["method"] == "ppo+noise" and by_hash[h].labels["seed"] == 1 for h in piece)
+
+    plan = run_sweep(SweepConfig(spec, out, workers=0, progress=False, dry_run=True, only=("seed=1",)))
+    assert (plan.plan.cells, plan.plan.spec_cells) == (6, 12) and "selected by --only (of 12" in str(plan)
+    res = run_sweep(SweepConfig(spec, out, workers=0, progress=False, only=("method=ppo+noise", "seed=1",
+                                                                            "stage=evaluate")))
+    assert (res.ran, res.failed) == (2, 0) and res.complete and "2 cells selected of 12" in str(res)
+    with duckdb.connect(str(out / "study.duckdb"), read_only=True) as con:
+        done = {h for (h,) in con.execute("SELECT cell_hash FROM cells WHERE status = 'done'").fetchall()}
+        pending = con.execute("SELECT count(*) FROM cells WHERE status = 'pending' AND active").fetchone()
+    assert done == piece and pending == (10,)  # the rest of the study is recorded, waiting
+    summary = run_results(ResultsConfig(out, reps=50))
+    assert {a.group for a in summary.aggregates} == {("ppo+noise",)} and all(a.runs == 1 for a in summary.aggregates)
+    whole = run_sweep(SweepConfig(spec, out, workers=0, progress=False))
+    assert whole.ran == 10 and whole.plan.spec_cells is None
+    check_exactly_once(out, study)
+
+    for only, match in [(["seed"], "expected KEY=VALUE"), (["budgets=1"], "no cell has the label 'budgets'"),
+                        (["seed=7"], "matches no cell.*seed: 0, 1"), (["seed=0", "seed=1"], "given twice")]:
+        with pytest.raises(ValueError, match=match):
+            select_cells(study, only)
+    # repeating --only adds items (both must match); a bad item is refused before anything runs
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "dry"), "--dry-run", "--only", "seed=0",
+                 "--only", "method=ppo"]) == 0
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "bad"), "--only", "seed=9"]) == 1
+    assert not (tmp_path / "bad").exists()

@@ -131,8 +131,8 @@ def add_config_arguments(
             inner = [a for a in get_args(tp) if a is not Ellipsis]
             conv, choices = _scalar_parser(inner[0] if inner else str, f.name)
             kwargs.update(type=conv, nargs="*" if has_default else "+")
-            if f.name not in positional and (f.name == "set" or f.name.endswith("_set")):
-                kwargs["action"] = _ExtendOnRepeat  # KEY=VALUE overrides: repeating the flag adds keys
+            if f.name not in positional and (f.name in ("set", "only") or f.name.endswith("_set")):
+                kwargs["action"] = _ExtendOnRepeat  # KEY=VALUE lists: repeating the flag adds items
             if choices:
                 kwargs["choices"] = choices
         else:
@@ -160,8 +160,8 @@ def add_config_arguments(
 class _ExtendOnRepeat(argparse.Action):
     """A list option given twice keeps both lists (``--x a --x b`` is ``--x a b``); the first replaces the default.
 
-    Used for the ``KEY=VALUE`` override lists (``set``, ``*_set``); other list options keep argparse's rule,
-    the last occurrence wins.
+    Used for the ``KEY=VALUE`` lists (``set``, ``*_set``, the sweep's ``only``); other list options keep
+    argparse's rule, the last occurrence wins.
     """
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,

@@ -32,7 +32,7 @@ from robustrl.experiments.locate import KeyPath, Problem, StudySpecError, format
 from robustrl.experiments.spec import MethodSpec, StageSpec, StudySpec, load_spec
 from robustrl.experiments.stages import STAGES, check_config, dataset_env
 
-__all__ = ["ARTEFACTS", "Cell", "Study", "cell_hash", "expand", "load_study"]
+__all__ = ["ARTEFACTS", "Cell", "Study", "cell_hash", "expand", "load_study", "select_cells"]
 
 ARTEFACTS = "artefacts"
 """Folder of the study holding one sub-folder per cell, named by its hash."""
@@ -346,3 +346,52 @@ def load_study(path: str | Path) -> Study:
         StudySpecError: (a ``ValueError``) every problem found.
     """
     return expand(load_spec(path))
+
+
+def _label_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
+
+
+def select_cells(study: Study, only: Sequence[str]) -> frozenset[str]:
+    """The hashes of the cells chosen by ``only`` (``KEY=V1,V2`` items), with the training cells they need.
+
+    A cell is chosen when, for every item, its label ``KEY`` (``method``, ``env``, ``seed``, ``algo``, a grid
+    axis, or ``stage``) is one of the listed values, compared as text (``seed=0,1``, ``budget=0.05``). The
+    training cell of every chosen cell is chosen too, so ``--only stage=evaluate`` still trains what it
+    evaluates. Cell hashes do not depend on the selection: a later run of the whole study reuses these cells.
+
+    Raises:
+        ValueError: an item that is not ``KEY=V1[,V2...]``, a key no cell has (the known keys are listed), a
+            key given twice, or a selection that matches no cell (the values present are listed).
+    """
+    keys = sorted({"stage", *(k for c in study.cells for k in c.labels)})
+    wanted: dict[str, set[str]] = {}
+    for item in only:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        values = {v.strip() for v in text.split(",") if v.strip()}
+        if not sep or not key or not values:
+            raise ValueError(f"--only {item!r}: expected KEY=VALUE[,VALUE...] (keys: {', '.join(keys)})")
+        if key not in keys:
+            raise ValueError(f"--only {item!r}: no cell has the label {key!r}; the labels are {', '.join(keys)}")
+        if key in wanted:
+            raise ValueError(f"--only {item!r}: {key} is given twice; list its values in one item ({key}=A,B)")
+        wanted[key] = values
+
+    def value(c: Cell, key: str) -> str | None:
+        if key == "stage":
+            return c.stage
+        return _label_text(c.labels[key]) if key in c.labels else None
+
+    chosen = {c.cell_hash for c in study.cells if all(value(c, k) in v for k, v in wanted.items())}
+    if not chosen:
+        present = {k: sorted({t for c in study.cells if (t := value(c, k)) is not None}) for k in wanted}
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in present.items())
+        raise ValueError(f"--only {' '.join(only)} matches no cell of the study ({listed})")
+    by_hash = study.by_hash()
+    for h in list(chosen):
+        parent = by_hash[h].parent
+        while parent is not None and parent in by_hash:
+            chosen.add(parent)
+            parent = by_hash[parent].parent
+    return frozenset(chosen)

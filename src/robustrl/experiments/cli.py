@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robustrl.experiments.analysis import Normalize, OutputFormat, StudySummary, summarize
-from robustrl.experiments.cells import load_study
+from robustrl.experiments.cells import load_study, select_cells
 from robustrl.experiments.executors import ExecutorKind, make_executor
 from robustrl.experiments.store import STORE_FILE, StudyStore
 from robustrl.experiments.sweep import SweepResult, plan_sweep, sweep
@@ -49,6 +49,9 @@ class SweepConfig:
     """Print the number of cells and stages and the estimated cost; run nothing."""
     progress: bool = True
     """Show the progress display (cells done / running / failed, ETA)."""
+    only: tuple[str, ...] = ()
+    """Run only the cells whose labels match KEY=V1,V2 (method, seed, env, algo, stage or a grid axis; several
+    items must all match), with the training cells they need; the rest stay pending. Repeatable."""
 
 
 def run_sweep(cfg: SweepConfig) -> SweepResult:
@@ -69,14 +72,16 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file; a study needs a folder")
     study = load_study(cfg.spec)
+    selected = select_cells(study, cfg.only) if cfg.only else None
     if cfg.dry_run:
         parallel = cfg.workers if cfg.executor == "local" else (cfg.ray_num_cpus or 1)
-        plan = plan_sweep(study, out, parallel=max(1, parallel))
+        plan = plan_sweep(study, out, parallel=max(1, parallel), selected=selected)
         return SweepResult(plan, False, out / STORE_FILE)
     StudyStore(out / STORE_FILE).close()  # a study folder in use by another sweep fails here, before any start-up
     executor = make_executor(cfg.executor, str(out.resolve()), workers=cfg.workers, ray_address=cfg.ray_address,
                              ray_num_cpus=cfg.ray_num_cpus)  # fmt: skip
-    return sweep(study, out, executor, retries=cfg.retries, progress=cfg.progress, rerun_failed=cfg.rerun_failed)
+    return sweep(study, out, executor, retries=cfg.retries, progress=cfg.progress, rerun_failed=cfg.rerun_failed,
+                 selected=selected)
 
 
 @dataclass(frozen=True)

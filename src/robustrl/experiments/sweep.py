@@ -72,10 +72,12 @@ class SweepPlan:
     """Cells the executor runs at once."""
     note: str = ""
     """Why the store could not be read, if it could not."""
+    spec_cells: int | None = None
+    """Cells in the whole spec when a selection (``--only``) planned fewer (None: no selection)."""
 
     @property
     def cells(self) -> int:
-        """Cells in the spec."""
+        """Cells planned: the spec's, or the selection's."""
         return sum(s.cells for s in self.stages)
 
     @property
@@ -94,8 +96,9 @@ class SweepPlan:
         return self.seconds / max(1, self.parallel)
 
     def __str__(self) -> str:
+        chosen = "" if self.spec_cells is None else f" selected by --only (of {self.spec_cells} in the spec)"
         lines = [f"study {self.study!r} ({self.spec}) → {self.out}",
-                 f"  {self.cells} cells in {len(self.stages)} stages; {self.to_run} to run"]  # fmt: skip
+                 f"  {self.cells} cells{chosen} in {len(self.stages)} stages; {self.to_run} to run"]  # fmt: skip
         for s in self.stages:
             how = "measured rate" if s.calibrated else "default rate"
             lines.append(f"  {s.stage:<9} {s.cells:5d} cells  {s.done:5d} done  {s.to_run:5d} to run  "
@@ -139,15 +142,16 @@ class SweepResult:
 
     @property
     def complete(self) -> bool:
-        """Every cell of the spec is done."""
+        """Every planned cell (the spec's, or the selection's) is done."""
         return self.executed and self.failed == 0 and self.skipped == 0
 
     def __str__(self) -> str:
         if not self.executed:
             return f"dry run (nothing was run)\n{self.plan}"
         already = self.plan.cells - self.plan.to_run
+        chosen = "" if self.plan.spec_cells is None else f" selected of {self.plan.spec_cells}"
         text = (
-            f"study {self.plan.study!r}: {self.plan.cells} cells, {self.ran} run now, {already} done before, "
+            f"study {self.plan.study!r}: {self.plan.cells} cells{chosen}, {self.ran} run now, {already} done before, "
             f"{self.failed} failed, {self.skipped} skipped, {self.retried} retried, in {self.wall_time:.1f} s "
             f"→ {self.store}"
         )
@@ -180,11 +184,14 @@ def _rates(records: list[CellRecord]) -> dict[str, float]:
     return {stage: s / u for stage, (s, u) in spent.items()}
 
 
-def plan_sweep(study: Study, out: str | Path, *, parallel: int = 1) -> SweepPlan:
+def plan_sweep(
+    study: Study, out: str | Path, *, parallel: int = 1, selected: frozenset[str] | None = None
+) -> SweepPlan:
     """Cells per stage, how many the store in ``out`` already holds as done, and the estimated cost.
 
     Reads the store read-only (creates nothing); cost = work units × seconds per unit, the rate measured on
-    this store's finished cells of the stage when there are any.
+    this store's finished cells of the stage when there are any. ``selected`` (cell hashes, from
+    :func:`~robustrl.experiments.cells.select_cells`) plans only those cells.
     """
     folder = Path(out)
     records: list[CellRecord] = []
@@ -199,7 +206,7 @@ def plan_sweep(study: Study, out: str | Path, *, parallel: int = 1) -> SweepPlan
     rates = _rates(records)
     stages = []
     for stage in STAGES:
-        cells = [c for c in study.cells if c.stage == stage]
+        cells = [c for c in study.cells if c.stage == stage and (selected is None or c.cell_hash in selected)]
         if not cells:
             continue
         todo = [c for c in cells if status.get(c.cell_hash) != "done"]
@@ -209,7 +216,8 @@ def plan_sweep(study: Study, out: str | Path, *, parallel: int = 1) -> SweepPlan
             units = cost_units(stage, c.config)
             seconds += units * rate if rate is not None else CELL_OVERHEAD_S + units * DEFAULT_SECONDS_PER_UNIT[stage]
         stages.append(StagePlan(stage, len(cells), len(cells) - len(todo), seconds, rate is not None))
-    return SweepPlan(study.spec.name, study.spec.path, folder, tuple(stages), max(1, parallel), note)
+    spec_cells = None if selected is None else len(study.cells)
+    return SweepPlan(study.spec.name, study.spec.path, folder, tuple(stages), max(1, parallel), note, spec_cells)
 
 
 def _artefact_ok(root: Path, cell: Cell) -> bool:
@@ -235,7 +243,7 @@ class _Driver:
         self.running: set[str] = set()
         self.result: dict[str, Any] = {"ran": 0, "failed": 0, "skipped": 0, "retried": 0, "failures": []}
 
-    def prepare(self, records: dict[str, CellRecord], rerun_failed: bool) -> int:
+    def prepare(self, records: dict[str, CellRecord], rerun_failed: bool, selected: frozenset[str] | None) -> int:
         for c in self.study.cells:
             rec = records[c.cell_hash]
             if rec.status == "done" and not _artefact_ok(self.root, c):
@@ -244,6 +252,8 @@ class _Driver:
                 self.store.mark_pending(c.cell_hash, "files missing")
                 rec = dataclasses.replace(rec, status="pending")
             self.status[c.cell_hash] = rec.status
+            if selected is not None and c.cell_hash not in selected:
+                continue  # stays pending in the store for a later run
             if rec.status == "pending" or (rerun_failed and rec.status in ("failed", "skipped")):
                 self.status[c.cell_hash] = "pending"
                 self.waiting.append(c.cell_hash)
@@ -309,6 +319,7 @@ def sweep(
     retries: int = 1,
     progress: bool = True,
     rerun_failed: bool = True,
+    selected: frozenset[str] | None = None,
 ) -> SweepResult:
     """Run every cell of ``study`` not yet done in the study folder ``out``; record each in ``out/study.duckdb``.
 
@@ -319,6 +330,9 @@ def sweep(
         retries: extra attempts of a failing cell before it is recorded failed.
         progress: show a progress bar (cells done / running / failed, ETA).
         rerun_failed: run cells recorded failed or skipped by an earlier sweep again.
+        selected: run only these cells (hashes from :func:`~robustrl.experiments.cells.select_cells`, which
+            adds the training cells they need); every cell of the study is still recorded, the others stay
+            pending for a later sweep.
 
     Returns:
         :class:`SweepResult`.
@@ -333,11 +347,11 @@ def sweep(
     t0 = time.perf_counter()
     interrupted = True
     try:
-        plan = plan_sweep(study, root, parallel=executor.capacity)
+        plan = plan_sweep(study, root, parallel=executor.capacity, selected=selected)
         with StudyStore(root / STORE_FILE) as store:
             records = store.sync(study, rerun_failed=rerun_failed)
             driver = _Driver(study, root, store, executor, retries)
-            total = driver.prepare(records, rerun_failed)
+            total = driver.prepare(records, rerun_failed, selected)
             logger.info("sweep %s: %d of %d cells to run on %s (%d at once)", study.spec.name, total,
                         len(study.cells), executor.name, executor.capacity)  # fmt: skip
             bar = tqdm(total=total, unit="cell", desc=f"sweep {study.spec.name}", disable=not progress, smoothing=0)
