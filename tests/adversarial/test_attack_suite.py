@@ -98,7 +98,7 @@ def test_robust_sarsa_reads_a_recurrent_victims_successors_with_the_state_it_act
         state0 = None if victim.recurrent_state is None else victim.recurrent_state.clone()
         with torch.no_grad():
             traj = collect(victim, env, 10, state=state, deterministic=False)
-            params = next_params(victim, traj, state.episode_start, state0)
+            params = next_params(victim, traj, traj.next_obs(clean=True), state.episode_start, state0)
             # inside the chunk the successor of step t is step t+1's observation, acted on with that same state
             seq, _, _ = victim.sequence(traj.obs, torch.cat([state.episode_start[None], traj.done[:-1]]),
                                         victim.initial_state(4) if state0 is None else state0)

@@ -93,9 +93,9 @@ def _regularizer(q: SarsaQ, victim: Policy, obs: torch.Tensor, act: torch.Tensor
     return (q(P.apply(obs, u.detach(), scale, box), act) - q(obs, act)).square().mean()
 
 
-def next_params(victim: RecurrentActorCriticPolicy, traj: Trajectory, start: torch.Tensor,
+def next_params(victim: RecurrentActorCriticPolicy, traj: Trajectory, nxt: torch.Tensor, start: torch.Tensor,
                 state0: torch.Tensor | None) -> torch.Tensor:
-    """A recurrent victim's action parameters ``[T, N, A]`` at each transition's successor (``traj.next_obs``).
+    """A recurrent victim's action parameters ``[T, N, A]`` at the successors ``nxt = traj.next_obs(clean=True)``.
 
     The LSTM state after every step is recomputed over the chunk from ``state0`` (the carried state before
     :func:`~robustrl.rollout.collect`; zeros where it was None or of another batch size) with the episode
@@ -108,18 +108,17 @@ def next_params(victim: RecurrentActorCriticPolicy, traj: Trajectory, start: tor
         state0 = victim.initial_state(n)
     starts = torch.cat([start.view(1, n), traj.done[:-1]])
     _, _, after = victim.sequence(traj.obs, starts, state0)
-    nxt = traj.next_obs(clean=True).float()
-    params = victim.action_params_with(nxt.flatten(0, 1), after.transpose(0, 1).flatten(1, 2))
+    params = victim.action_params_with(nxt.flatten(0, 1).float(), after.transpose(0, 1).flatten(1, 2))
     return params.view(t_len, n, -1)
 
 
-def next_actions(victim: Policy, traj: Trajectory, start: torch.Tensor, state0: torch.Tensor | None,
-                 gen: torch.Generator) -> torch.Tensor:
-    """Sarsa's ``a′ ~ π(·|s′)`` at every successor of ``traj``, flattened to ``[T·N, ...]``."""
+def next_actions(victim: Policy, traj: Trajectory, nxt: torch.Tensor, start: torch.Tensor,
+                 state0: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
+    """Sarsa's ``a′ ~ π(·|s′)`` at the successors ``nxt [T, N, ...]`` of ``traj``, flattened to ``[T·N, ...]``."""
     if isinstance(victim, RecurrentActorCriticPolicy):
-        params = next_params(victim, traj, start, state0).flatten(0, 1)
+        params = next_params(victim, traj, nxt, start, state0).flatten(0, 1)
         return victim.actions_from_params(params, deterministic=False, generator=gen)
-    return victim.act(traj.next_obs(clean=True).flatten(0, 1).float(), deterministic=False, generator=gen)
+    return victim.act(nxt.flatten(0, 1).float(), deterministic=False, generator=gen)
 
 
 def train_sarsa_q(
@@ -162,13 +161,14 @@ def train_sarsa_q(
                 state0 = getattr(victim, "recurrent_state", None)
                 with torch.no_grad():
                     traj = collect(victim, env, cfg.chunk, state=state, deterministic=False)
-                    next_act = next_actions(victim, traj, state.episode_start, state0, gen)
+                    successors = traj.next_obs(clean=True)
+                    next_act = next_actions(victim, traj, successors, state.episode_start, state0, gen)
                 state = traj.state
                 steps += cfg.chunk * cfg.num_envs
                 bar.update(cfg.chunk * cfg.num_envs)
                 obs = traj.clean_obs.flatten(0, 1)
                 acts = traj.actions.flatten(0, 1)
-                nxt = traj.next_obs(clean=True).flatten(0, 1)
+                nxt = successors.flatten(0, 1)
                 alive = (~traj.terminated.flatten()).float()
                 rewards = traj.rewards.flatten().float()
                 for _ in range(cfg.updates):
