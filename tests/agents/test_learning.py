@@ -49,8 +49,10 @@ def test_dqn_regression_solves_cartpole() -> None:
 
 @pytest.mark.slow
 def test_sac_solves_pendulum() -> None:
+    # stopping at a 16-episode −160 leaves room for the 100-episode check (−155 to −158 measured under three
+    # MKL code paths; stopping at −200 gave −173 to −211)
     res = train(TrainConfig(algo="sac", env="Pendulum-v1", seed=0, eval_every=1_000, eval_episodes=16,
-                            stop_at_return=-200.0))
+                            stop_at_return=-160.0))
     assert res.stopped_early
     assert _mean_return(res.policy, "Pendulum-v1") >= -200
 

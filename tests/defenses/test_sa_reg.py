@@ -109,14 +109,15 @@ def test_registered_as_hooks():
     assert len(hooks.regularizers) == 1 and hooks.obs_transform is None
 
 
-def test_sa_reg_policy_withstands_pgd_better_than_vanilla_ppo(vanilla_under_pgd, under_pgd):
-    """Seeded: CartPole PPO 100k steps, PGD ℓ∞ ε = 0.1 (the defaults' 10 steps) over 32 episodes.
+def test_sa_reg_policy_moves_less_inside_the_ball_than_vanilla_ppo(vanilla_ppo, trained_with, worst_kl):
+    """Seeded: CartPole PPO 100k steps; the worst KL that PGD finds in the ℓ∞ ball ε = 0.1 (what sa-reg bounds).
 
-    Measured on seed 0 when written: under PGD vanilla PPO 101.0, sa-reg (ε 0.1, κ 0.3, 3 PGD steps) 252.3.
+    Measured on seeds 0-2 under three MKL code paths: vanilla 0.08-0.15, sa-reg (ε 0.1, κ 0.3, 3 PGD steps)
+    0.021-0.028. The return under a PGD attack at this budget is not reliably higher (docs/defenses.md).
     """
-    sa_reg = under_pgd("sa-reg", ("eps=0.1", "kappa=0.3", "steps=3"))
-    assert vanilla_under_pgd < 200, vanilla_under_pgd  # vanilla PPO collapses under the attack
-    assert sa_reg > 1.5 * vanilla_under_pgd, (sa_reg, vanilla_under_pgd)
+    sa_reg = worst_kl(trained_with("sa-reg", ("eps=0.1", "kappa=0.3", "steps=3")))
+    vanilla = worst_kl(vanilla_ppo)
+    assert sa_reg < 0.5 * vanilla, (sa_reg, vanilla)
 
 
 def test_cli_trains_with_sa_reg_and_records_it(tmp_path):

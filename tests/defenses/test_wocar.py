@@ -336,11 +336,13 @@ def test_wocar_rejects_observations_ibp_does_not_bound() -> None:
         interval_forward(nn.Sequential(nn.Linear(2, 2), nn.Softmax(-1)), torch.zeros(1, 2), torch.ones(1, 2))
 
 
-def test_wocar_policy_withstands_pgd_better_than_vanilla_ppo(vanilla_under_pgd, under_pgd) -> None:
-    """Seeded: CartPole PPO 100k steps, PGD ℓ∞ ε = 0.1 (the defaults' 10 steps) over 32 episodes.
+def test_wocar_policy_moves_less_inside_the_ball_than_vanilla_ppo(vanilla_ppo, trained_with, worst_kl) -> None:
+    """Seeded: CartPole PPO 100k steps; the worst KL that PGD finds in the ℓ∞ ball ε = 0.1.
 
-    Measured on seed 0 when written: under PGD vanilla PPO 101.0, wocar (ε 0.1, 3 SGLD steps) 186.4.
+    Measured on seeds 0-2 under three MKL code paths: vanilla 0.08-0.15, wocar (ε 0.1, 3 SGLD steps)
+    0.034-0.050: its importance-weighted smoothness term keeps the policy flatter in the ball. The return under
+    a PGD attack at this budget is not reliably higher (docs/defenses.md).
     """
-    wocar = under_pgd("wocar", ("eps=0.1", "steps=3"))
-    assert vanilla_under_pgd < 150, vanilla_under_pgd  # vanilla PPO collapses under the attack
-    assert wocar > 1.4 * vanilla_under_pgd, (wocar, vanilla_under_pgd)
+    wocar = worst_kl(trained_with("wocar", ("eps=0.1", "steps=3")))
+    vanilla = worst_kl(vanilla_ppo)
+    assert wocar < 0.75 * vanilla, (wocar, vanilla)
