@@ -13,7 +13,7 @@ from torch import nn
 from robustrl import cli
 from robustrl.adversarial.learned import AdversaryConfig
 from robustrl.adversarial.sarsa import RobustSarsaConfig
-from robustrl.adversarial.suite import SA_MDP_V1, SUITES, SuiteDefinition, evaluate_suite
+from robustrl.adversarial.suite import SA_MDP_V1, SA_MDP_V2, SUITES, SuiteDefinition, evaluate_suite
 from robustrl.evaluate.config import EvaluateConfig, plan_evaluation
 from robustrl.experiments.stages import STAGES
 from robustrl.jobs import evaluate
@@ -26,8 +26,10 @@ TINY = SuiteDefinition(
     learned=(("sa-rl", AdversaryConfig(kind="sa-rl", total_steps=2048)),
              ("pa-ad", AdversaryConfig(kind="pa-ad", total_steps=2048, pgd_steps=3))),
     sarsa=RobustSarsaConfig(total_steps=1024, reg_steps=1, attack_steps=3),
+    learned_steps=(("CartPole-v1", 1024),),
 )
-"""The suite's attacks with tiny training budgets (fast; the pinned budgets are SA_MDP_V1's)."""
+"""The suite's attacks with tiny training budgets (fast; the pinned budgets are SA_MDP_V1's), 1024 adversary
+steps on CartPole."""
 
 
 @pytest.mark.parametrize(
@@ -51,10 +53,22 @@ def test_a_suite_refuses_explicit_threats_and_bad_values(changes: dict, match: s
 def test_the_cli_and_the_sweep_run_evaluation_through_the_jobs_layer() -> None:
     assert cli.COMMANDS["evaluate"].run == "robustrl.jobs:evaluate"
     assert STAGES["evaluate"].run == "robustrl.jobs:evaluate"
-    assert set(SUITES) == {"sa-mdp-v1"}
-    described = SA_MDP_V1.describe()
-    assert set(described["threats"]) == {"random", "critic", "mad"}
-    assert set(described["learned"]) == {"sa-rl", "pa-ad"} and described["robust_sarsa"] is not None
+    assert set(SUITES) == {"sa-mdp-v1", "sa-mdp-v2"}
+    for suite in SUITES.values():
+        described = suite.describe()
+        assert set(described["threats"]) == {"random", "critic", "mad"}
+        assert set(described["learned"]) == {"sa-rl", "pa-ad"} and described["robust_sarsa"] is not None
+    assert SA_MDP_V2.threats == SA_MDP_V1.threats and SA_MDP_V2.sarsa == SA_MDP_V1.sarsa
+
+
+@pytest.mark.parametrize(("env_id", "steps"), [("CartPole-v1", 200_000), ("Pendulum-v1", 200_000),
+                                               ("Hopper-v5", 2_000_000), ("Ant-v5", 2_000_000)])
+def test_v2_trains_its_adversaries_longer_on_mujoco(env_id: str, steps: int) -> None:
+    learned = dict(SA_MDP_V2.learned_for(env_id))
+    assert {label: cfg.total_steps for label, cfg in learned.items()} == {"sa-rl": steps, "pa-ad": steps}
+    assert learned["pa-ad"].pgd_steps == 10 and learned["sa-rl"].kind == "sa-rl"
+    assert SA_MDP_V2.describe()["learned_steps"]["Hopper-v5"] == 2_000_000
+    assert all(cfg.total_steps == 60_000 for _, cfg in SA_MDP_V1.learned_for(env_id))
 
 
 def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, tmp_path: Path) -> None:
@@ -71,6 +85,8 @@ def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, t
     lowest = min(res.threats, key=lambda c: c.mean[1])
     assert strongest.mean[1] == lowest.mean[1] and strongest.threat[1] == lowest.label
     assert res.provenance["suite"]["name"] == "sa-mdp-v1" and res.config["suite"] == "sa-mdp-v1"
+    learned_steps = {c.label: c.options["total_steps"] for c in res.threats if c.label in ("sa-rl", "pa-ad")}
+    assert learned_steps == {"sa-rl": 1024, "pa-ad": 1024}  # the definition's CartPole budget
     saved = load_result(tmp_path / "eval.json")
     assert saved.provenance["suite"] == res.provenance["suite"]
     files = sorted(p.name for p in (tmp_path / "adversaries").iterdir())

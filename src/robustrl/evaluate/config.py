@@ -49,7 +49,7 @@ __all__ = [
     "threat_options",
 ]
 
-SuiteName = Literal["sa-mdp-v1"]
+SuiteName = Literal["sa-mdp-v1", "sa-mdp-v2"]
 """The pinned attack suites (defined in ``robustrl.adversarial.suite``; run by ``robustrl.jobs.evaluate``)."""
 
 POINT_BYTES = 1024
@@ -104,8 +104,9 @@ class EvaluateConfig:
     vec_normalize: str | None = None
     """SB3 vec_normalize.pkl applied inside an SB3 policy (read without unpickling)."""
     suite: SuiteName | None = None
-    """Run a pinned attack suite instead of --threat (sa-mdp-v1: random, critic, MAD, robust-sarsa, sa-rl,
-    pa-ad and their minimum per budget; learned adversaries cached beside --out)."""
+    """Run a pinned attack suite instead of --threat (sa-mdp-v2: random, critic, MAD, robust-sarsa, sa-rl,
+    pa-ad and their minimum per budget, adversaries trained 200k steps, 2M on MuJoCo; sa-mdp-v1: the same with
+    60k; learned adversaries cached beside --out)."""
     uncertainty_set: str = ""
     """Evaluate on this named uncertainty set's grid instead of under --threat (e.g. hopper-2d-v1,
     cartpole-2d-v1; see robustrl.envs.uncertainty): worst case, average, worst point; --episodes per point."""
