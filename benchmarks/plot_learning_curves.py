@@ -6,6 +6,9 @@ and the median over seeds per algorithm, and dashed horizontal lines at the refe
 Writes a PNG and the curves as JSON (the small table to commit).
 
     python benchmarks/plot_learning_curves.py runs/mujoco_ppo --out docs/figures/mujoco_ppo_curves.png
+
+``--with CURVES.json`` adds the curves an earlier call wrote (run folders are not kept from one machine to the
+next); a run found again in a folder (same algo, env and seed) replaces its earlier record.
 """
 
 from __future__ import annotations
@@ -53,6 +56,26 @@ def load_curves(folders: list[Path]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["env"], r["algo"], r["seed"]))
 
 
+def load_curves_json(path: Path) -> list[dict[str, Any]]:
+    """The records of a curves JSON this script wrote; a clear error for anything else."""
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--with {str(path)!r}: not a readable curves JSON ({err})") from err
+    keys = {"algo", "env", "seed", "steps", "returns"}
+    if not isinstance(records, list) or not all(isinstance(r, dict) and keys <= set(r) for r in records):
+        raise SystemExit(f"--with {str(path)!r}: expected a list of records with {sorted(keys)}")
+    return records
+
+
+def merge_curves(earlier: list[list[dict[str, Any]]], found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier records and the ones found now, one per (algo, env, seed), a later source winning."""
+    merged: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for record in [r for records in earlier for r in records] + found:
+        merged[(record["algo"], record["env"], record["seed"])] = record
+    return sorted(merged.values(), key=lambda r: (r["env"], r["algo"], r["seed"]))
+
+
 def plot(curves: list[dict[str, Any]], out: Path) -> None:
     """One panel per env: seeds thin, the median over the seeds' common steps thick, references dashed."""
     envs = sorted({c["env"] for c in curves})
@@ -85,10 +108,12 @@ def plot(curves: list[dict[str, Any]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="study folders or run folders")
+    parser.add_argument("paths", nargs="*", type=Path, help="study folders or run folders")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (the JSON goes beside it)")
+    parser.add_argument("--with", dest="earlier", type=Path, action="append", default=[],
+                        help="curves JSON written by an earlier call, drawn too (repeatable)")
     args = parser.parse_args(argv)
-    curves = load_curves(run_folders(args.paths))
+    curves = merge_curves([load_curves_json(p) for p in args.earlier], load_curves(run_folders(args.paths)))
     if not curves:
         raise SystemExit(f"no run folders with eval.json under {[str(p) for p in args.paths]}")
     plot(curves, args.out)
