@@ -1,0 +1,28 @@
+"""Provenance records which numeric code path produced a result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from robustrl.common.provenance import provenance
+
+
+def test_provenance_names_the_cpu_and_its_code_paths() -> None:
+    got = provenance()
+    assert got["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert isinstance(got["cpu"], str)
+    assert got["torch"] == torch.__version__ and got["torch_threads"] == torch.get_num_threads()
+
+
+def test_a_pinned_mkl_path_is_recorded() -> None:
+    code = "from robustrl.common.provenance import provenance; print(provenance()['mkl_cbwr'])"
+    for value, shown in (("COMPATIBLE", "COMPATIBLE"), (None, "None")):
+        env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+        if value is not None:
+            env["MKL_CBWR"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == shown
