@@ -144,3 +144,27 @@ def test_formats_table_json_csv():
     lines = list(csv.DictReader(io.StringIO(str(summarize(rows(), reps=100, fmt="csv")))))
     assert len(lines) == 4 and lines[0]["method"] == "a" and lines[0]["tasks"] == "E1 E2"
     assert float(lines[0]["iqm"]) == summary.aggregates[0].iqm.point
+
+
+def test_wide_format_is_a_group_by_condition_grid_of_the_chosen_statistic():
+    summary = summarize(rows(), reps=100, baseline="b", fmt="wide", statistic="median", digits=1)
+    lines = str(summary).splitlines()
+    assert "median with 95 % stratified-bootstrap CIs" in lines[1] and "stage evaluate, metric return_mean" in lines[1]
+    assert lines[3] == "| method | clean | pgd @ 0.1 |"  # shared stage and metric left out of the names
+    by_key = {(a.group, a.condition.threat): a.median for a in summary.aggregates}
+    a_clean, a_pgd = by_key[(("a",), "clean")], by_key[(("a",), "pgd")]
+    assert lines[5] == f"| a | {a_clean.point:.1f} [{a_clean.low:.1f}, {a_clean.high:.1f}] | " \
+                       f"{a_pgd.point:.1f} [{a_pgd.low:.1f}, {a_pgd.high:.1f}] |"
+    assert lines[6].startswith("| b | ")
+    # probabilities of improvement against the baseline, one row per pair, at least two decimals
+    (pair,) = [ln for ln in lines if ln.startswith("| a > b |")]
+    p = next(i.probability for i in summary.improvements if i.condition.threat == "clean")
+    assert pair.split(" | ")[1] == f"{p.point:.2f} [{p.low:.2f}, {p.high:.2f}]"
+    assert summary.to_wide(statistic="iqm").splitlines()[1].startswith("iqm with")
+
+
+@pytest.mark.parametrize(("changes", "match"), [({"statistic": "max"}, "statistic"), ({"digits": 11}, "digits"),
+                                                ({"digits": True}, "digits")])
+def test_wide_format_options_are_checked(changes, match):
+    with pytest.raises(ValueError, match=match):
+        summarize(rows(), reps=10, **changes)

@@ -56,6 +56,12 @@ def test_sweep_results_report_from_the_command_line(commands, tmp_path, capsys):
                                                                           for s in ("0", "1")}  # fmt: skip
     assert (tmp_path / "pq" / "results.parquet").is_file()
 
+    assert cli.main(["results", str(out), "--format", "wide", "--statistic", "mean", "--digits", "1",
+                     "--reps", "100"]) == 0  # fmt: skip
+    wide = capsys.readouterr().out.splitlines()
+    assert wide[1].startswith("mean with 95 %") and wide[3].startswith("| method | ")
+    assert {ln.split(" | ")[0] for ln in wide[5:7]} == {"| ppo", "| ppo+noise"}
+
     assert cli.main(["report", str(out), "--reps", "100"]) == 0
     assert "sections: summary, leaderboard" in capsys.readouterr().out and (out / "report" / "index.html").is_file()
 

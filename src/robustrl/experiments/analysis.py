@@ -38,12 +38,13 @@ from robustrl.experiments.stages import STAGES
 from robustrl.experiments.store import StoredRow
 from robustrl.stats import Interval, aggregate_all, format_interval, probability_of_improvement
 
-__all__ = ["Aggregate", "Condition", "Improvement", "Normalize", "OutputFormat", "ScoreMatrix", "StudySummary",
-           "score_matrices", "summarize"]
+__all__ = ["Aggregate", "Condition", "Improvement", "Normalize", "OutputFormat", "ScoreMatrix", "Statistic",
+           "StudySummary", "score_matrices", "summarize"]
 
-OutputFormat = Literal["table", "json", "csv"]
+OutputFormat = Literal["table", "wide", "json", "csv"]
 Normalize = Literal["none", "minmax", "reference"]
-STATISTICS: tuple[Literal["iqm", "median", "mean"], ...] = ("iqm", "median", "mean")
+Statistic = Literal["iqm", "median", "mean"]
+STATISTICS: tuple[Statistic, ...] = ("iqm", "median", "mean")
 """The aggregate statistics of every group and condition."""
 _Table = dict[tuple[tuple[str, ...], "Condition"], dict[str, dict[int, list[float]]]]
 """Scores by (group, condition), task, run."""
@@ -131,6 +132,10 @@ class StudySummary:
     """How scores were normalised per task."""
     fmt: OutputFormat = "table"
     """How ``str()`` writes it."""
+    statistic: Statistic = "iqm"
+    """The statistic the ``wide`` form shows."""
+    digits: int = 2
+    """Decimals of the Markdown forms."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: settings, cell counts, aggregates and improvements."""
@@ -193,12 +198,67 @@ class StudySummary:
                 lines.append(f"| {i.condition.label()} | {'/'.join(i.x)} | {'/'.join(i.y)} | {p} |")
         return "\n".join(lines)
 
+    def to_wide(self, statistic: Statistic | None = None, digits: int | None = None) -> str:
+        """Markdown: one row per group, one column per condition (``statistic`` with its CI).
+
+        The probabilities of improvement follow the same way, one row per compared pair, with at least two
+        decimals. A stage or metric shared by every condition is left out of the column names and said above
+        the table.
+        """
+        stat = statistic or self.statistic
+        if stat not in STATISTICS:
+            raise ValueError(f"statistic must be one of {list(STATISTICS)}, got {stat!r}")
+        nd = self.digits if digits is None else digits
+        conditions = list(dict.fromkeys(a.condition for a in self.aggregates))
+        names = _column_names(conditions)
+        shared = [f"{kind} {values.pop()}" for kind, values in (("stage", {c.stage for c in conditions}),
+                                                                ("metric", {c.metric for c in conditions}))
+                  if len(values) == 1]  # fmt: skip
+        head = f"study {self.study!r}: " + ", ".join(f"{n} {s}" for s, n in sorted(self.cells.items()))
+        note = f"{stat} with {int(self.confidence * 100)} % stratified-bootstrap CIs ({self.reps} resamples)"
+        if shared:
+            note += "; " + ", ".join(shared)
+        lines = [head, note, ""]
+        if not self.aggregates:
+            return "\n".join([*lines, "no results yet: run robustrl sweep SPEC --out DIR"])
+        cell = {(a.group, a.condition): format_interval(getattr(a, stat), nd) for a in self.aggregates}
+        groups = list(dict.fromkeys(a.group for a in self.aggregates))
+        label = "/".join(self.group_by)
+        lines += ["| " + " | ".join([label, *names]) + " |", "|" + "---|" * (len(names) + 1)]
+        for g in groups:
+            lines.append("| " + " | ".join(["/".join(g), *(cell.get((g, c), "—") for c in conditions)]) + " |")
+        if self.improvements:
+            prob = {(i.x, i.y, i.condition): format_interval(i.probability, max(nd, 2)) for i in self.improvements}
+            pairs = list(dict.fromkeys((i.x, i.y) for i in self.improvements))
+            lines += ["", "| P(X > Y) | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+            for x, y in pairs:
+                vals = (prob.get((x, y, c), "—") for c in conditions)
+                lines.append(f"| {'/'.join(x)} > {'/'.join(y)} | " + " | ".join(vals) + " |")
+        return "\n".join(lines)
+
     def __str__(self) -> str:
         if self.fmt == "json":
             return json.dumps(self.to_dict(), indent=2)
         if self.fmt == "csv":
             return self.to_csv()
-        return self.to_table()
+        if self.fmt == "wide":
+            return self.to_wide()
+        return self.to_table(self.digits)
+
+
+def _column_names(conditions: Sequence[Condition]) -> list[str]:
+    """Each condition's label without the stage and the metric where every condition shares them."""
+    one_stage = len({c.stage for c in conditions}) == 1
+    one_metric = len({c.metric for c in conditions}) == 1
+    out = []
+    for c in conditions:
+        text = c.label()
+        if one_stage and text.startswith(c.stage + " "):
+            text = text[len(c.stage) + 1:]
+        if one_metric:
+            text = text.replace(f" {c.metric}", "", 1)
+        out.append(text)
+    return out
 
 
 def label_text(value: Any) -> str:
@@ -413,6 +473,8 @@ def summarize(
     seed: int = 0,
     cells: Mapping[str, int] | None = None,
     fmt: OutputFormat = "table",
+    statistic: Statistic = "iqm",
+    digits: int = 2,
 ) -> StudySummary:
     """Aggregate the stored rows of a study per group and condition (see :func:`score_matrices`).
 
@@ -431,6 +493,8 @@ def summarize(
         seed: seed of every bootstrap (same seed, same intervals).
         cells: cells per status, reported with the result.
         fmt: how ``str()`` writes the summary.
+        statistic: the statistic of the ``wide`` form.
+        digits: decimals of the Markdown forms.
 
     Returns:
         :class:`StudySummary`.
@@ -442,6 +506,10 @@ def summarize(
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     if reps < 1:
         raise ValueError(f"reps must be ≥ 1, got {reps}")
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 10:
+        raise ValueError(f"digits must be an integer in [0, 10], got {digits!r}")
     matrices = score_matrices(rows, group_by=group_by, metrics=metrics, stages=stages, normalize=normalize,
                               score_bounds=score_bounds, references=references)  # fmt: skip
     groups = list(dict.fromkeys(m.group for m in matrices))
@@ -461,7 +529,7 @@ def summarize(
         how = f"{references[0]} = 0, {references[1]} = 1" + (
             f"; {lost} conditions without two distinct reference scores left out" if lost else "")
     return StudySummary(study, tuple(group_by), tuple(aggregates), tuple(improvements), dict(cells or {}),
-                        confidence, reps, how, fmt)  # fmt: skip
+                        confidence, reps, how, fmt, statistic, digits)  # fmt: skip
 
 
 def _improvements(

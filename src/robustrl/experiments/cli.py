@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustrl.experiments.analysis import Normalize, OutputFormat, StudySummary, summarize
+from robustrl.experiments.analysis import Normalize, OutputFormat, Statistic, StudySummary, summarize
 from robustrl.experiments.cells import load_study, select_cells
 from robustrl.experiments.executors import ExecutorKind, make_executor
 from robustrl.experiments.store import STORE_FILE, StudyStore
@@ -91,7 +91,12 @@ class ResultsConfig:
     study: Path
     """The study folder (holding study.duckdb)."""
     format: OutputFormat = "table"
-    """Output: Markdown tables, JSON, or CSV (aggregates only)."""
+    """Output: Markdown tables (one row per group and condition), wide Markdown (one row per group, one column
+    per condition), JSON, or CSV (aggregates only)."""
+    statistic: Statistic = "iqm"
+    """The statistic the wide table shows (iqm, median or mean)."""
+    digits: int = 2
+    """Decimals in the Markdown tables."""
     group_by: tuple[str, ...] = ("method",)
     """Labels forming a group, comma-separated (method, env, algo, seed or any grid axis)."""
     metric: tuple[str, ...] = ("return_mean", "certified_return")
@@ -145,4 +150,5 @@ def run_results(cfg: ResultsConfig) -> StudySummary:
         stages=split_list(cfg.stage), normalize=cfg.normalize, score_bounds=bounds,
         references=split_list(cfg.references), baseline=cfg.baseline,
         confidence=cfg.confidence, reps=cfg.reps, seed=cfg.seed, cells=counts, fmt=cfg.format,
+        statistic=cfg.statistic, digits=cfg.digits,
     )  # fmt: skip
