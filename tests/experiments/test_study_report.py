@@ -16,7 +16,8 @@ from robustrl.report.html import external_references
 from robustrl.stats import format_interval
 
 WINDOW = (1280, 2400)
-SELECTORS = ["h1", "#summary .card", "figure img", "#cells-table tbody tr", "#leaderboard-table tbody tr", "nav.toc a"]
+SELECTORS = ["h1", "#summary .card", "figure img", "#cells-table tbody tr", "#leaderboard-table tbody tr",
+             "#conditions-table tbody tr", "nav.toc a"]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,10 @@ def test_study_page_sections_numbers_and_links(swept):
     assert head is not None and head.threat == "strongest:obs/linf" and head.budget == 0.1
     for a in (a for a in summary.aggregates if a.condition == head):
         assert format_interval(a.iqm, 2) in html
+    # and every group under every condition, one column each, as robustrl results --format wide
+    header, rows, _ = summary.grid("iqm", 2)
+    assert 'id="conditions-table"' in html and len(header) > 2
+    assert all(cell in html for row in rows for cell in row)
 
 
 def test_report_command_dispatches_on_a_study_folder(swept, tmp_path):
@@ -72,6 +77,7 @@ def test_study_page_renders_in_headless_chromium(browser, swept, tmp_path):
     assert len(boxes["figure img"]) == len(res.figures) == 4
     assert len(boxes["#summary .card"]) == 4 + 2  # study cards, then one headline card per method
     assert len(boxes["#cells-table tbody tr"]) == 12 and len(boxes["#leaderboard-table tbody tr"]) == 2
+    assert len(boxes["#conditions-table tbody tr"]) == 2  # one row per method
     assert len(boxes["nav.toc a"]) == len(res.sections)
     for q, items in boxes.items():
         for b in items:

@@ -206,35 +206,56 @@ class StudySummary:
         the table.
         """
         stat = statistic or self.statistic
-        if stat not in STATISTICS:
-            raise ValueError(f"statistic must be one of {list(STATISTICS)}, got {stat!r}")
-        nd = self.digits if digits is None else digits
-        conditions = list(dict.fromkeys(a.condition for a in self.aggregates))
-        names = _column_names(conditions)
-        shared = [f"{kind} {values.pop()}" for kind, values in (("stage", {c.stage for c in conditions}),
-                                                                ("metric", {c.metric for c in conditions}))
-                  if len(values) == 1]  # fmt: skip
         head = f"study {self.study!r}: " + ", ".join(f"{n} {s}" for s, n in sorted(self.cells.items()))
+        header, rows, shared = self.grid(stat, digits)
         note = f"{stat} with {int(self.confidence * 100)} % stratified-bootstrap CIs ({self.reps} resamples)"
         if shared:
             note += "; " + ", ".join(shared)
         lines = [head, note, ""]
         if not self.aggregates:
             return "\n".join([*lines, "no results yet: run robustrl sweep SPEC --out DIR"])
-        cell = {(a.group, a.condition): format_interval(getattr(a, stat), nd) for a in self.aggregates}
-        groups = list(dict.fromkeys(a.group for a in self.aggregates))
-        label = "/".join(self.group_by)
-        lines += ["| " + " | ".join([label, *names]) + " |", "|" + "---|" * (len(names) + 1)]
-        for g in groups:
-            lines.append("| " + " | ".join(["/".join(g), *(cell.get((g, c), "—") for c in conditions)]) + " |")
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
         if self.improvements:
-            prob = {(i.x, i.y, i.condition): format_interval(i.probability, max(nd, 2)) for i in self.improvements}
-            pairs = list(dict.fromkeys((i.x, i.y) for i in self.improvements))
-            lines += ["", "| P(X > Y) | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
-            for x, y in pairs:
-                vals = (prob.get((x, y, c), "—") for c in conditions)
-                lines.append(f"| {'/'.join(x)} > {'/'.join(y)} | " + " | ".join(vals) + " |")
+            p_header, p_rows = self.improvement_grid(digits)
+            lines += ["", "| " + " | ".join(p_header) + " |", "|" + "---|" * len(p_header)]
+            lines += ["| " + " | ".join(r) + " |" for r in p_rows]
         return "\n".join(lines)
+
+    def _conditions(self) -> list[Condition]:
+        return list(dict.fromkeys(a.condition for a in self.aggregates))
+
+    def grid(self, statistic: Statistic | None = None, digits: int | None = None
+             ) -> tuple[list[str], list[list[str]], list[str]]:
+        """The wide table's header, rows and the stage/metric that every condition shares.
+
+        The header is the group label, then one name per condition; each row is a group, its cells
+        ``statistic`` with its CI ("—" where the group has no score).
+
+        Raises:
+            ValueError: an unknown statistic.
+        """
+        stat = statistic or self.statistic
+        if stat not in STATISTICS:
+            raise ValueError(f"statistic must be one of {list(STATISTICS)}, got {stat!r}")
+        nd = self.digits if digits is None else digits
+        conditions = self._conditions()
+        shared = [f"{kind} {values.pop()}" for kind, values in (("stage", {c.stage for c in conditions}),
+                                                                ("metric", {c.metric for c in conditions}))
+                  if len(values) == 1]  # fmt: skip
+        cell = {(a.group, a.condition): format_interval(getattr(a, stat), nd) for a in self.aggregates}
+        rows = [["/".join(g), *(cell.get((g, c), "—") for c in conditions)]
+                for g in dict.fromkeys(a.group for a in self.aggregates)]  # fmt: skip
+        return ["/".join(self.group_by), *_column_names(conditions)], rows, shared
+
+    def improvement_grid(self, digits: int | None = None) -> tuple[list[str], list[list[str]]]:
+        """Header and rows of the probabilities of improvement, one row per compared pair (≥ 2 decimals)."""
+        nd = max(self.digits if digits is None else digits, 2)
+        conditions = self._conditions()
+        prob = {(i.x, i.y, i.condition): format_interval(i.probability, nd) for i in self.improvements}
+        pairs = list(dict.fromkeys((i.x, i.y) for i in self.improvements))
+        rows = [[f"{'/'.join(x)} > {'/'.join(y)}", *(prob.get((x, y, c), "—") for c in conditions)] for x, y in pairs]
+        return ["P(X > Y)", *_column_names(conditions)], rows
 
     def __str__(self) -> str:
         if self.fmt == "json":

@@ -198,6 +198,12 @@ def _leaderboard_section(summary: StudySummary, head: Condition | None, sink: Fi
                                   title=head.label())  # fmt: skip
         caption = f"Point estimate (tick) and {summary.confidence:.0%} stratified-bootstrap CI (bar) per group."
         parts.append(sink.add(fig, "leaderboard", alt="aggregate intervals per group", caption=caption))
+    grid_header, grid_rows, shared = summary.grid("iqm", 2)
+    if len(grid_header) > 2:  # more than one condition: each group across all of them, one column each
+        keys = len(grid_header) - 1
+        title = "IQM of every group under every condition" + (f" ({', '.join(shared)})" if shared else "")
+        grid = table_html(grid_header, grid_rows, numeric=[False] + [True] * keys, table_id="conditions-table")
+        parts.append(f'<h3>{esc(title)}</h3><div class="scroll">{grid}</div>')  # wide: scrolls inside its card
     full = table_html(header, rows, numeric=[False] * (len(header) - 3) + [True] * 3)
     parts.append(f"<details><summary>Every condition ({len(rows)} rows)</summary>{full}</details>")
     lead = (f"IQM, median and mean over seeds (runs) and envs (tasks), {summary.confidence:.0%} stratified-bootstrap "

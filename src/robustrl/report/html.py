@@ -72,6 +72,7 @@ td.num, th.num { text-align:right; white-space:nowrap; }
 tr.strongest td { font-weight:650; }
 td.good { color:var(--good); } td.warn { color:#a86f00; } td.bad { color:var(--bad); }
 details { margin:6px 0; } summary { cursor:pointer; font-weight:600; }
+.scroll { overflow-x:auto; }
 pre { background:#f3f4f7; border:1px solid var(--line); border-radius:6px; padding:10px 12px; overflow:auto;
   font-size:12px; line-height:1.4; max-height:420px; }
 code { font-size:12.5px; }
