@@ -233,3 +233,23 @@ def test_a_config_field_added_with_its_default_keeps_existing_cells() -> None:
     assert cell_hash("train", before) == cell_hash("train", now)
     assert cell_hash("train", now) != cell_hash("train", {**now, "uncertainty_set": "hopper-2d-v1"})
     assert cell_hash("train", now) != cell_hash("train", {**now, "total_steps": 200_000})
+
+
+def test_the_cost_of_a_suite_cell_counts_its_attacks_and_its_adversaries_training():
+    from robustrl.experiments.stages import DEFAULT_SECONDS_PER_UNIT, cost_units
+
+    def units(suite, env, budgets=(0.0, 0.1)):
+        return cost_units("evaluate", {"env": env, "episodes": 32, "budgets": list(budgets), "threat": [],
+                                       "suite": suite})  # fmt: skip
+
+    step = DEFAULT_SECONDS_PER_UNIT["train"] / DEFAULT_SECONDS_PER_UNIT["evaluate"]
+    # sa-mdp-v1 at one budget: clean + random (1) + critic, MAD, robust Sarsa (1 + 10 steps each) + sa-rl (1)
+    # + pa-ad (1 + 10 actor steps) rollouts, and 60k + 60k adversary steps + 50k robust-Sarsa steps of training
+    assert units("sa-mdp-v1", "CartPole-v1") == pytest.approx(32 * (1 + 1 + 11 + 11 + 11 + 1 + 11)
+                                                              + 170_000 * step)  # fmt: skip
+    # every budget > 0 repeats the attacks and the training; the clean rollout is shared
+    one = units("sa-mdp-v1", "CartPole-v1")
+    assert units("sa-mdp-v1", "CartPole-v1", (0.0, 0.05, 0.1)) == pytest.approx(2 * one - 32)
+    assert units("sa-mdp-v2", "Hopper-v5") > units("sa-mdp-v2", "CartPole-v1") > units("sa-mdp-v1", "CartPole-v1")
+    assert units("sa-mdp-v2", "Hopper-v5") - units("sa-mdp-v2", "CartPole-v1") == pytest.approx(2 * 1_800_000 * step)
+    assert cost_units("evaluate", {"episodes": 32, "budgets": [0.0, 0.1], "threat": []}) == 32

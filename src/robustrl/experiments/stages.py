@@ -329,13 +329,45 @@ CELL_OVERHEAD_S = 1.0
 """Fixed seconds per cell (loading the policy, making envs), added to every estimate."""
 
 _GRADIENT_STEPS = {"fgsm": 1, "pgd": 10, "mad": 10, "critic": 10}
+_TRAIN_STEP_IN_EVAL_UNITS = DEFAULT_SECONDS_PER_UNIT["train"] / DEFAULT_SECONDS_PER_UNIT["evaluate"]
+"""One training env step (a suite's adversary or robust-Sarsa training) in evaluate work units."""
+
+
+def _threat_rollouts(texts: Any, per_budget: int) -> float:
+    """Rollouts of the attacks ``texts`` at ``per_budget`` budgets, a gradient attack's counted per step."""
+    from robustrl.evaluate.config import parse_threat
+
+    total = 0.0
+    for text in texts:
+        name, opts = parse_threat(text)
+        total += per_budget * (1 + int(opts.get("steps", _GRADIENT_STEPS.get(name, 0))))
+    return total
+
+
+def _suite_units(suite_name: str, env_id: str, episodes: float, per_budget: int) -> float:
+    """Work units of a pinned suite: its attacks' rollouts, and its adversaries' training per budget."""
+    from robustrl.adversarial.suite import SUITES
+
+    suite = SUITES.get(suite_name)
+    if suite is None:
+        return episodes
+    rollouts = 1.0 + _threat_rollouts([text for _, text in suite.threats], per_budget)
+    training = 0.0
+    for _, adv in suite.learned_for(env_id):
+        rollouts += per_budget * (1 + (adv.pgd_steps if adv.kind == "pa-ad" else 0))
+        training += per_budget * adv.total_steps
+    if suite.sarsa is not None:
+        rollouts += per_budget * (1 + suite.sarsa.attack_steps)
+        training += per_budget * suite.sarsa.total_steps
+    return episodes * rollouts + training * _TRAIN_STEP_IN_EVAL_UNITS
 
 
 def cost_units(stage: str, config: dict[str, Any]) -> float:
     """Work units of one cell, proportional to its run time for a given task (see :data:`DEFAULT_SECONDS_PER_UNIT`).
 
     train: environment steps; train_offline: gradient updates; evaluate: episodes × rollouts, a gradient
-    attack's rollout counted once per optimiser step; certify: episodes; dynamics: episodes × grid points.
+    attack's rollout counted once per optimiser step, plus a pinned suite's adversary and robust-Sarsa training
+    (its env steps at the train stage's rate); certify: episodes; dynamics: episodes × grid points.
     """
     if stage == "train":
         from robustrl.agents.train import TrainConfig, resolve_algo_config
@@ -348,14 +380,11 @@ def cost_units(stage: str, config: dict[str, Any]) -> float:
     if stage == "train_offline":
         return float(config.get("updates") or 0)
     if stage == "evaluate":
-        from robustrl.evaluate.config import parse_threat
-
-        rollouts = 1.0
-        per_threat = len([b for b in config.get("budgets", ()) if b > 0]) or 1
-        for text in config.get("threat", ()):
-            name, opts = parse_threat(text)
-            rollouts += per_threat * (1 + int(opts.get("steps", _GRADIENT_STEPS.get(name, 0))))
-        return float(config.get("episodes", 1)) * rollouts
+        per_budget = len([b for b in config.get("budgets", ()) if b > 0]) or 1
+        episodes = float(config.get("episodes", 1))
+        if config.get("suite"):
+            return _suite_units(str(config["suite"]), str(config.get("env", "")), episodes, per_budget)
+        return episodes * (1.0 + _threat_rollouts(config.get("threat", ()), per_budget))
     if stage == "certify":
         return float(config.get("episodes", 1))
     from robustrl.threats.dynamics import grid_shape, make_grid
