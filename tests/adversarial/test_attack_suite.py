@@ -71,11 +71,17 @@ def test_v2_trains_its_adversaries_longer_on_mujoco(env_id: str, steps: int) -> 
     assert all(cfg.total_steps == 60_000 for _, cfg in SA_MDP_V1.learned_for(env_id))
 
 
-def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, tmp_path: Path) -> None:
+def test_suite_records_every_attack_and_their_minimum(cartpole_ppo: nn.Module, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     policy_file = save_policy(cartpole_ppo, tmp_path / "policy.zip", env_id="CartPole-v1")  # type: ignore[arg-type]
     cfg = EvaluateConfig(str(policy_file), "CartPole-v1", suite="sa-mdp-v1", budgets=(0.0, 0.2), episodes=8,
                          env_kwargs={"max_episode_steps": 100}, bootstrap_reps=50, out=str(tmp_path / "eval.json"))
-    res = evaluate_suite(cfg, definition=TINY)
+    with caplog.at_level("INFO", logger="robustrl.adversarial.suite"):
+        res = evaluate_suite(cfg, definition=TINY)
+    # before any training it says what it will train, per budget, and where the adversaries go
+    (plan,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("suite ")]
+    assert "6 attacks at 1 budget(s) > 0" in plan and "sa-rl 1,024 steps, pa-ad 1,024 steps" in plan
+    assert str(tmp_path / "adversaries") in plan
     labels = [c.label for c in res.threats]
     assert labels == ["random", "critic", "mad", "robust-sarsa", "sa-rl", "pa-ad"]
     assert all(c.budgets == (0.0, 0.2) and c.threat_model == "obs/linf" for c in res.threats)

@@ -186,6 +186,13 @@ def evaluate_suite(
                       progress=cfg.progress)
         return res.returns.numpy(), res.lengths.numpy()
 
+    learned = suite.learned_for(cfg.env)
+    attacked = [b for b in budgets if b > 0]
+    plan = ", ".join([f"{label} {adv.total_steps:,} steps" for label, adv in learned]
+                     + ([f"robust-sarsa {suite.sarsa.total_steps:,} steps"] if suite.sarsa is not None else []))
+    logger.info("suite %s on %s: %d attacks at %d budget(s) > 0; trains per budget %s (cached in %s)",
+                suite.name, cfg.env, len(suite.threats) + len(learned) + (suite.sarsa is not None), len(attacked),
+                plan, cache_dir if cache_dir is not None else "no folder: dropped after use")  # fmt: skip
     common: dict[str, Any] = {"cache_dir": cache_dir, "victim_sha": sha, "normalized": normalized, "device": cfg.device,
               "env_kwargs": dict(cfg.env_kwargs), "progress": cfg.progress}
     try:
@@ -193,7 +200,7 @@ def evaluate_suite(
         if suite.sarsa is not None:
             trained.append(("robust-sarsa", "robust_sarsa", config_to_dict(suite.sarsa),
                             lambda b, s=suite.sarsa: cached_sarsa_attack(pol, cfg.env, b, s, **common)))
-        for label, adv_cfg in suite.learned_for(cfg.env):
+        for label, adv_cfg in learned:
             trained.append((label, adv_cfg.kind.replace("-", "_"), config_to_dict(adv_cfg),
                             lambda b, a=adv_cfg: cached_adversary(pol, cfg.env, b, a, **common)))
         for label, name, options, make in trained:
