@@ -31,9 +31,11 @@ def test_smoothed_ppo_is_good_under_its_noise(cartpole_ppo_smoothed: nn.Module) 
     assert _mean_return(cartpole_ppo_smoothed, "CartPole-v1", noise=0.2) >= 450
 
 
+# The DQN runs stop at a 32-episode 490 so that the 100-episode check (≥ 475) has room: stopping at 475 left the
+# regression head at 465 under one MKL code path (MKL_CBWR=COMPATIBLE); at 490 it measured 494-500 under three.
 def test_dqn_hl_gauss_solves_cartpole() -> None:
     res = train(TrainConfig(algo="dqn", env="CartPole-v1", seed=0, eval_every=2_500, eval_episodes=32,
-                            stop_at_return=475.0))
+                            stop_at_return=490.0))
     assert res.stopped_early
     assert _mean_return(res.policy, "CartPole-v1") >= 475
 
@@ -41,7 +43,7 @@ def test_dqn_hl_gauss_solves_cartpole() -> None:
 @pytest.mark.slow
 def test_dqn_regression_solves_cartpole() -> None:
     res = train(TrainConfig(algo="dqn", env="CartPole-v1", seed=0, eval_every=2_500, eval_episodes=32,
-                            stop_at_return=475.0, total_steps=120_000,
+                            stop_at_return=490.0, total_steps=120_000,
                             set=("head=regression", "target_update_interval=50", "gamma=0.98", "double_q=true")))
     assert res.stopped_early
     assert _mean_return(res.policy, "CartPole-v1") >= 475
