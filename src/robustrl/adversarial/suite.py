@@ -112,8 +112,8 @@ SA_MDP_V2 = SuiteDefinition(
 )
 """SA-MDP suite, version 2: v1's attacks with learned adversaries trained longer. On the test suite's CartPole
 victim 60k steps left SA-RL at 421 and PA-AD at 277 at ε = 0.1 (uniform noise: 458), 200k steps at 132 and 129
-(docs/adversarial.md). On the four MuJoCo envs each adversary trains for 2M steps, the PPO agents' own budget
-scale (not yet validated on this hardware)."""
+(docs/adversarial.md). On the four MuJoCo envs each adversary trains for 2M steps, SA-PPO's agent budget on
+Hopper (not yet shown to be enough)."""
 
 SUITES: dict[str, SuiteDefinition] = {SA_MDP_V1.name: SA_MDP_V1, SA_MDP_V2.name: SA_MDP_V2}
 """Every pinned suite by name."""
@@ -187,12 +187,12 @@ def evaluate_suite(
         return res.returns.numpy(), res.lengths.numpy()
 
     learned = suite.learned_for(cfg.env)
-    attacked = [b for b in budgets if b > 0]
     plan = ", ".join([f"{label} {adv.total_steps:,} steps" for label, adv in learned]
                      + ([f"robust-sarsa {suite.sarsa.total_steps:,} steps"] if suite.sarsa is not None else []))
     logger.info("suite %s on %s: %d attacks at %d budget(s) > 0; trains per budget %s (cached in %s)",
-                suite.name, cfg.env, len(suite.threats) + len(learned) + (suite.sarsa is not None), len(attacked),
-                plan, cache_dir if cache_dir is not None else "no folder: dropped after use")  # fmt: skip
+                suite.name, cfg.env, len(suite.threats) + len(learned) + (suite.sarsa is not None),
+                sum(b > 0 for b in budgets), plan,
+                cache_dir if cache_dir is not None else "no folder: dropped after use")  # fmt: skip
     common: dict[str, Any] = {"cache_dir": cache_dir, "victim_sha": sha, "normalized": normalized, "device": cfg.device,
               "env_kwargs": dict(cfg.env_kwargs), "progress": cfg.progress}
     try:

@@ -66,12 +66,13 @@ class Condition:
     extra: tuple[tuple[str, str], ...] = ()
     """Labels that vary within a group (other than the env and the seed), with this condition's values."""
 
-    def label(self) -> str:
-        """``stage threat @ budget metric [k=v]`` in one line."""
+    def label(self, *, stage: bool = True, metric: bool = True) -> str:
+        """``stage threat @ budget metric [k=v]`` in one line (without the stage or the metric if asked)."""
         plain = self.threat == "clean" or self.threat.startswith(("dynamics", "uncertainty"))  # budget 0: no threat ran
         at = "" if plain and self.budget == 0 else f" @ {self.budget:g}"
         other = f" [{', '.join(f'{k}={v}' for k, v in self.extra)}]" if self.extra else ""
-        return f"{self.stage} {self.threat}{at} {self.metric}{other}"
+        parts = [self.stage] * stage + [f"{self.threat}{at}"] + [self.metric] * metric
+        return " ".join(parts) + other
 
 
 @dataclass(frozen=True)
@@ -269,17 +270,8 @@ class StudySummary:
 
 def _column_names(conditions: Sequence[Condition]) -> list[str]:
     """Each condition's label without the stage and the metric where every condition shares them."""
-    one_stage = len({c.stage for c in conditions}) == 1
-    one_metric = len({c.metric for c in conditions}) == 1
-    out = []
-    for c in conditions:
-        text = c.label()
-        if one_stage and text.startswith(c.stage + " "):
-            text = text[len(c.stage) + 1:]
-        if one_metric:
-            text = text.replace(f" {c.metric}", "", 1)
-        out.append(text)
-    return out
+    stage, metric = len({c.stage for c in conditions}) > 1, len({c.metric for c in conditions}) > 1
+    return [c.label(stage=stage, metric=metric) for c in conditions]
 
 
 def label_text(value: Any) -> str:
