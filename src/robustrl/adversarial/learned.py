@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from torch import nn
-from tqdm.auto import tqdm
 
 from robustrl.adversarial.env import AdversaryEnv
 from robustrl.agents.ppo import MUJOCO_PPO, PPO, PPOConfig
 from robustrl.common.config import apply_overrides, config_to_dict
 from robustrl.common.limits import check_count
+from robustrl.common.progress import progress_bar
 from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.envs import make_env
 from robustrl.policies.base import Policy
@@ -149,7 +149,7 @@ def train_adversary(
     t0 = time.perf_counter()
     try:
         learner = PPO(adv_env, ppo_cfg, seed=cfg.seed)  # type: ignore[arg-type]
-        with tqdm(total=ppo_cfg.total_steps, desc=f"{cfg.kind} adversary ε={budget:g}", unit="step",
+        with progress_bar(total=ppo_cfg.total_steps, desc=f"{cfg.kind} adversary ε={budget:g}", unit="step",
                   disable=not progress) as bar:
             while learner.steps < ppo_cfg.total_steps:
                 before = learner.steps

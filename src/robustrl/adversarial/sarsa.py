@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from robustrl.adversarial.learned import CachedAdversary, adversary_cache_path
 from robustrl.common.config import config_to_dict
 from robustrl.common.io import atomic_path
 from robustrl.common.limits import check_count
+from robustrl.common.progress import progress_bar
 from robustrl.common.seeding import check_seed, derive_seed, torch_generator
 from robustrl.envs import make_env
 from robustrl.policies.base import Policy
@@ -156,7 +156,8 @@ def train_sarsa_q(
     state = start_collect(env, seed=seed)
     steps = 0
     try:
-        with tqdm(total=cfg.total_steps, desc=f"robust sarsa ε={budget:g}", unit="step", disable=not progress) as bar:
+        with progress_bar(total=cfg.total_steps, desc=f"robust sarsa ε={budget:g}", unit="step",
+                          disable=not progress) as bar:
             while steps < cfg.total_steps:
                 state0 = getattr(victim, "recurrent_state", None)
                 with torch.no_grad():

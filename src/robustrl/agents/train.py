@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from robustrl.agents.common import Agent, learner_state, load_learner_state
 from robustrl.agents.dqn import DQN, DQN_PRESETS, DQNConfig
@@ -53,6 +52,7 @@ from robustrl.common.config import apply_overrides, config_to_dict, field_defaul
 from robustrl.common.device import check_device
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
+from robustrl.common.progress import progress_bar
 from robustrl.common.provenance import provenance
 from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.defenses.registry import DefenseName, defense_hooks, defense_name, resolve_defense
@@ -380,7 +380,8 @@ def _loop(
         earlier, eval_time = float(checkpoint["wall_time"]), float(checkpoint["eval_time"])
     start = time.perf_counter() - earlier
     stopped = False
-    bar = tqdm(total=total, initial=agent.steps, desc=f"{cfg.algo} {cfg.env}", unit="step", disable=not cfg.progress)
+    bar = progress_bar(total=total, initial=agent.steps, desc=f"{cfg.algo} {cfg.env}", unit="step",
+                       disable=not cfg.progress)
 
     def do_eval() -> bool:
         nonlocal eval_time

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from robustrl.common.io import read_json, write_json
 from robustrl.common.limits import check_count
+from robustrl.common.progress import progress_bar
 from robustrl.common.seeding import check_seed, derive_seed, numpy_generator
 from robustrl.defenses.protected import check_exp3, exp3, normalise_returns, parse_attack, regret
 from robustrl.envs import make_env
@@ -212,7 +212,7 @@ def adapt_policies(
     normalise_returns(np.zeros(1), *return_range)  # checks the range before any work
     table = np.zeros((len(sched), len(policies)))
     used = sorted(set(sched.tolist()))
-    with tqdm(total=len(used) * len(policies), desc="protected rollouts", disable=not progress) as bar:
+    with progress_bar(total=len(used) * len(policies), desc="protected rollouts", disable=not progress) as bar:
         for a in used:
             rows = np.flatnonzero(sched == a)
             for k, policy in enumerate(policies):

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
-
+from robustrl.common.progress import progress_bar
 from robustrl.experiments.cells import Cell, Study
 from robustrl.experiments.executors import Executor, Outcome
 from robustrl.experiments.stages import CELL_OVERHEAD_S, DEFAULT_SECONDS_PER_UNIT, STAGES, cost_units
@@ -354,7 +353,8 @@ def sweep(
             total = driver.prepare(records, rerun_failed, selected)
             logger.info("sweep %s: %d of %d cells to run on %s (%d at once)", study.spec.name, total,
                         len(study.cells), executor.name, executor.capacity)  # fmt: skip
-            bar = tqdm(total=total, unit="cell", desc=f"sweep {study.spec.name}", disable=not progress, smoothing=0)
+            bar = progress_bar(total=total, unit="cell", desc=f"sweep {study.spec.name}", disable=not progress,
+                               smoothing=0)
             try:
                 while driver.waiting or driver.running:
                     bar.update(driver.submit_ready())

@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import torch
-from tqdm.auto import tqdm
 
 from robustrl.agents.common import learner_state, load_learner_state
 from robustrl.agents.run_folder import (
@@ -40,6 +39,7 @@ from robustrl.agents.run_folder import (
 from robustrl.common.config import apply_overrides, config_to_dict, field_defaults
 from robustrl.common.io import write_json
 from robustrl.common.limits import check_count
+from robustrl.common.progress import progress_bar
 from robustrl.common.provenance import provenance
 from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.envs import make_env
@@ -303,7 +303,7 @@ def _loop(
             save_checkpoint(run_dir / "checkpoint.pt", state)
         return mean
 
-    with tqdm(total=cfg.updates, initial=learner.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update",
+    with progress_bar(total=cfg.updates, initial=learner.updates, desc=f"{cfg.algo} {cfg.dataset}", unit="update",
               disable=not cfg.progress) as bar:  # fmt: skip
         while learner.updates < cfg.updates:
             metrics = learner.update(buffer.sample(algo_cfg.batch_size, gen))
@@ -313,7 +313,7 @@ def _loop(
     if online is not None:
         ocfg = online.cfg
         online_eval = ocfg.eval_every if ocfg.eval_every > 0 else cfg.online_steps
-        with tqdm(total=cfg.online_steps, initial=online.env_steps, desc=f"{cfg.algo} online", unit="step",
+        with progress_bar(total=cfg.online_steps, initial=online.env_steps, desc=f"{cfg.algo} online", unit="step",
                   disable=not cfg.progress) as bar:  # fmt: skip
             while online.env_steps < cfg.online_steps:
                 before = online.env_steps

@@ -14,8 +14,8 @@ import contextlib
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
+from robustrl.common.progress import progress_bar
 from robustrl.common.seeding import derive_seed, torch_generator
 from robustrl.envs.base import VecEnv
 from robustrl.policies.base import Policy
@@ -99,7 +99,7 @@ def rollout(
     ep_len = torch.zeros(n, dtype=torch.int64, device=device)
     episode_start = torch.ones(n, dtype=torch.bool, device=device)
     check_every = 1 if device.type == "cpu" else 16
-    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
+    bar = progress_bar(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
 
     starts = episode_starts_hook(policy)
     with contextlib.closing(bar):
