@@ -4,7 +4,11 @@ Both sides train on the same dataset (``--transitions`` transitions of Hopper-v5
 and 3-dim actions, uniform random values), with the same networks (256-256 ReLU actor, critics and value
 network; twin critics), batch 256, one torch thread, on the CPU. Each side runs ``--reps`` timed blocks of
 ``--updates`` updates (minibatch sampling included) after a warm-up, alternating robustrl / d3rlpy so that
-machine load hits both alike; a row reports the median updates/s of each side and their ratio.
+machine load hits both alike. Both run in one process with freed memory kept in it, as the ``robustrl``
+command runs (:func:`robustrl.common.allocator.keep_freed_memory`). A row reports the median updates/s of
+each side and their ratio, and the share of robustrl's update time spent in matrix products (torch
+profiler): ``ratio_if_only_gemm`` is the ratio if everything else took no time, the ceiling of any speed-up
+that keeps the networks, batch and float32.
 
 Differences that remain: d3rlpy's IQL actor is a Gaussian (log-likelihood AWR), robustrl's is the RIQL
 reference code's deterministic actor (weighted squared error); CQL on both sides samples 10 actions of each
@@ -35,6 +39,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from robustrl.common.allocator import keep_freed_memory
 from robustrl.common.provenance import provenance
 from robustrl.offline.base import OfflineBuffer
 from robustrl.offline.cql import CQL, CQLConfig
@@ -94,6 +99,22 @@ def _d3rlpy(algo: str, data: OfflineDataset) -> Any:
     return step
 
 
+GEMM_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"})
+"""The matrix products of an update (forward and backward)."""
+
+
+def _gemm_share(step: Any, updates: int) -> float:
+    """Fraction of an update's CPU time spent in matrix products (torch profiler, self time)."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(updates):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS) / total
+
+
 def _rate(step: Any, updates: int) -> float:
     t0 = time.perf_counter()
     for _ in range(updates):
@@ -115,6 +136,7 @@ def main() -> None:
     if args.quick:
         args.updates, args.reps, args.transitions = 50, 2, 20_000
     torch.set_num_threads(1)
+    kept = keep_freed_memory()  # as the robustrl command runs; one process, so d3rlpy gains from it alike
     if args.d3rlpy_path:
         sys.path.insert(0, args.d3rlpy_path)
     try:
@@ -138,12 +160,16 @@ def main() -> None:
                 rates[name].append(_rate(step, args.updates))
         row: dict[str, Any] = {"algo": algo, **{f"{k}_updates_per_s": statistics.median(v) for k, v in rates.items()},
                                "samples": rates}  # fmt: skip
+        # the share of robustrl's update spent in matrix products bounds any speed-up that keeps the networks
+        row["robustrl_gemm_share"] = _gemm_share(sides["robustrl"], args.updates)
         if peer is not None:
             row["ratio_vs_d3rlpy"] = row["robustrl_updates_per_s"] / row["d3rlpy_updates_per_s"]
+            row["ratio_if_only_gemm"] = row["ratio_vs_d3rlpy"] / row["robustrl_gemm_share"]
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "samples"}, default=float), flush=True)
     result = {"config": vars(args) | {"out": str(args.out), "batch_size": BATCH, "hidden": [256, 256],
-                                      "obs_dim": OBS_DIM, "act_dim": ACT_DIM, "threads": 1},
+                                      "obs_dim": OBS_DIM, "act_dim": ACT_DIM, "threads": 1,
+                                      "malloc_keeps_freed_memory": kept},
               "provenance": provenance() | {"d3rlpy": peer}, "rows": rows}  # fmt: skip
     text = json.dumps(result, indent=2, default=float)
     if args.out is not None:

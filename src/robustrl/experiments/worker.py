@@ -31,10 +31,14 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def _one_thread() -> None:
+    """One torch thread, and freed memory kept in the process, as the ``robustrl`` command runs."""
     import torch
+
+    from robustrl.common.allocator import keep_freed_memory
 
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 def _die_with(parent_pid: int) -> None:
