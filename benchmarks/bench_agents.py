@@ -25,7 +25,9 @@ update (fused critic ensemble, one backward and one fused Adam step per update) 
 ``model.train(gradient_steps, batch_size)`` with the same networks (256-256 ReLU actor and twin critics), batch
 256 and Hopper-v5 shapes, on the same replay contents (10k uniform random transitions), one torch thread.
 Each side runs ``--update-reps`` timed blocks of ``--update-steps`` updates after a warm-up, alternating
-robustrl / SB3; the row reports the median updates/s of each side and their ratio.
+robustrl / SB3; the row reports the median updates/s of each side and their ratio, and the share of robustrl's
+update time spent in matrix products (``matmul_share.py``): the ratio divided by it is the ceiling of any
+speed-up with the same networks, batch and float32.
 
 Throughput row (``--tasks ppo-hopper-steps``): training env steps per second of robustrl's PPO Hopper-v5
 preset against SB3 PPO with the same settings (VecNormalize obs + reward, n_steps 2048 on 1 env, batch 64,
@@ -50,6 +52,7 @@ import time
 from typing import Any
 
 import torch
+from matmul_share import matmul_share
 
 import robustrl  # noqa: F401
 from robustrl.agents import ALGORITHMS, TrainConfig, resolve_algo_config, train
@@ -272,6 +275,7 @@ def bench_updates(name: str, steps: int, reps: int) -> dict[str, Any]:
         ours_rates += _time_blocks(ours_update, steps, 1)
         sb3_rates += _time_blocks(sb3_update, steps, 1)
     o, p = statistics.median(ours_rates), statistics.median(sb3_rates)
+    share = matmul_share(ours_update, max(1, steps // 10), 10)
     return {
         "env": task["env"],
         "batch_size": ours_cfg.batch_size,
@@ -280,6 +284,9 @@ def bench_updates(name: str, steps: int, reps: int) -> dict[str, Any]:
         "robustrl": {"config": config_to_dict(ours_cfg), "updates_per_s": ours_rates, "median": o},
         "sb3": {"algo": task["sb3"], "kwargs": task["sb3_kwargs"], "updates_per_s": sb3_rates, "median": p},
         "speedup_updates_per_s": o / p,
+        # the ratio if robustrl spent no time outside matrix products: the ceiling with the same networks
+        "robustrl_matmul_share": share,
+        "speedup_if_only_matmuls": o / p / share,
     }
 
 

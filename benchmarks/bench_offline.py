@@ -7,7 +7,7 @@ network; twin critics), batch 256, one torch thread, on the CPU. Each side runs 
 machine load hits both alike. Both run in one process with freed memory kept in it, as the ``robustrl``
 command runs (:func:`robustrl.common.allocator.keep_freed_memory`). A row reports the median updates/s of
 each side and their ratio, and the share of robustrl's update time spent in matrix products (torch
-profiler): ``ratio_if_only_gemm`` is the ratio if everything else took no time, the ceiling of any speed-up
+profiler): ``ratio_if_only_matmuls`` is the ratio if everything else took no time, the ceiling of any speed-up
 that keeps the networks, batch and float32.
 
 Differences that remain: d3rlpy's IQL actor is a Gaussian (log-likelihood AWR), robustrl's is the RIQL
@@ -38,6 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from matmul_share import matmul_share
 
 from robustrl.common.allocator import keep_freed_memory
 from robustrl.common.provenance import provenance
@@ -99,22 +100,6 @@ def _d3rlpy(algo: str, data: OfflineDataset) -> Any:
     return step
 
 
-GEMM_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"})
-"""The matrix products of an update (forward and backward)."""
-
-
-def _gemm_share(step: Any, updates: int) -> float:
-    """Fraction of an update's CPU time spent in matrix products (torch profiler, self time)."""
-    from torch.profiler import profile
-
-    with profile() as prof:
-        for _ in range(updates):
-            step()
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    return sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS) / total
-
-
 def _rate(step: Any, updates: int) -> float:
     t0 = time.perf_counter()
     for _ in range(updates):
@@ -161,10 +146,10 @@ def main() -> None:
         row: dict[str, Any] = {"algo": algo, **{f"{k}_updates_per_s": statistics.median(v) for k, v in rates.items()},
                                "samples": rates}  # fmt: skip
         # the share of robustrl's update spent in matrix products bounds any speed-up that keeps the networks
-        row["robustrl_gemm_share"] = _gemm_share(sides["robustrl"], args.updates)
+        row["robustrl_matmul_share"] = matmul_share(sides["robustrl"], args.updates)
         if peer is not None:
             row["ratio_vs_d3rlpy"] = row["robustrl_updates_per_s"] / row["d3rlpy_updates_per_s"]
-            row["ratio_if_only_gemm"] = row["ratio_vs_d3rlpy"] / row["robustrl_gemm_share"]
+            row["ratio_if_only_matmuls"] = row["ratio_vs_d3rlpy"] / row["robustrl_matmul_share"]
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "samples"}, default=float), flush=True)
     result = {"config": vars(args) | {"out": str(args.out), "batch_size": BATCH, "hidden": [256, 256],
