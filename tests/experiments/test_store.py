@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
+import time
 
 import duckdb
 import pyarrow.parquet as pq
@@ -120,3 +122,50 @@ def test_schema_has_the_documented_columns(tmp_path, study):
                                "value", "ci_low", "ci_high"]  # fmt: skip
     assert pk == (["cell_hash", "row_index"],)
     assert meta["study"] == "tiny" and meta["schema_version"] == "1" and "[[method]]" in meta["spec"]
+
+
+def _in_other_process(code: str) -> str:
+    head = "import sys\nfrom robustrl.experiments.store import StudyStore\n"
+    proc = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def test_a_running_sweeps_store_is_readable_between_its_writes_and_refuses_a_second_sweep(tmp_path, study):
+    path = tmp_path / "s" / "study.duckdb"
+    with StudyStore(path, driver=True) as store:
+        records = store.sync(study)
+        first = next(iter(records))
+        store.record_done(first, rows(2), kind="evaluate", seconds=1.0, host="h")
+        store.release_if_idle(0.0)  # the driver between two cells
+        read = _in_other_process(
+            f"with StudyStore({str(path)!r}, read_only=True) as s:\n    print('done', s.counts().get('done'))\n"
+        )
+        assert "done 1" in read
+        second = _in_other_process(
+            f"try:\n    StudyStore({str(path)!r}, driver=True)\nexcept ValueError as e:\n    print(e)\n"
+        )
+        assert "in use by another sweep" in second and f"pid {os.getpid()}" in second
+        # the driver opens the file again by itself for its next write
+        store.mark_running(first, 2)
+        assert store.records()[0].attempts == 2
+    # the sweep lock goes with the store: another driver may start now
+    StudyStore(path, driver=True).close()
+
+
+def test_a_driver_waits_for_a_reader_that_holds_the_file(tmp_path, study):
+    path = tmp_path / "s" / "study.duckdb"
+    with StudyStore(path, driver=True) as store:
+        first = next(iter(store.sync(study)))
+        store.release_if_idle(0.0)
+        reader = subprocess.Popen(
+            [sys.executable, "-c", "import time, duckdb\n"
+             f"con = duckdb.connect({str(path)!r}, read_only=True)\nprint('open', flush=True)\ntime.sleep(1.5)\n"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        t0 = time.monotonic()
+        store.mark_pending(first, "again")  # waits until the reader lets go
+        waited = time.monotonic() - t0
+        reader.wait(timeout=60)
+        assert waited > 0.3
+        assert any(r.error == "again" for r in store.records())

@@ -77,7 +77,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         parallel = cfg.workers if cfg.executor == "local" else (cfg.ray_num_cpus or 1)
         plan = plan_sweep(study, out, parallel=max(1, parallel), selected=selected)
         return SweepResult(plan, False, out / STORE_FILE)
-    StudyStore(out / STORE_FILE).close()  # a study folder in use by another sweep fails here, before any start-up
+    StudyStore(out / STORE_FILE, driver=True).close()  # a folder another sweep runs on fails here, before start-up
     executor = make_executor(cfg.executor, str(out.resolve()), workers=cfg.workers, ray_address=cfg.ray_address,
                              ray_num_cpus=cfg.ray_num_cpus)  # fmt: skip
     return sweep(study, out, executor, retries=cfg.retries, progress=cfg.progress, rerun_failed=cfg.rerun_failed,

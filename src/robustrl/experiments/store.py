@@ -12,14 +12,22 @@ Tables (see ``docs/studies.md`` for every column):
 Every write is one transaction and idempotent: recording a cell deletes its rows, inserts the new ones and
 marks it done, all or nothing, so a kill at any moment leaves each cell either recorded once or not at
 all. Workers never open the file: they return rows to the driver (one writer, no concurrent access).
+
+The driver (``StudyStore(path, driver=True)``) holds the study's sweep lock (``study.duckdb.lock``, an OS
+file lock, so a second sweep on the same folder is refused) but has the DuckDB file open only while it
+works: it lets go after a second without a write. ``robustrl results``, ``report`` and ``sweep
+--dry-run`` can therefore read a study while its sweep runs; a reader or the driver that finds the file
+busy waits for it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +89,13 @@ CREATE TABLE IF NOT EXISTS results (
 
 _INSERT_ROWS = 500
 """Result rows per INSERT statement."""
+READER_WAIT_S = 10.0
+"""How long a reader waits for a file that the sweep's driver is writing."""
+DRIVER_IDLE_S = 1.0
+"""The driver closes the file after this long without an operation (:meth:`StudyStore.release_if_idle`)."""
+_LOCK_SUFFIX = ".lock"
+
+logger = logging.getLogger(__name__)
 
 _CELL_COLUMNS = (
     "cell_hash, stage, status, active, parent, labels, config, robustrl_version, artefact, attempts, error, "
@@ -158,16 +173,19 @@ class StudyStore:
 
     Args:
         path: the ``study.duckdb`` file, or the study folder holding it.
-        read_only: open for reading (fails while a sweep holds the file).
+        read_only: open for reading (waits up to :data:`READER_WAIT_S` for a sweep's driver that is writing).
+        driver: the sweep's driver: take the study's sweep lock, and open the file only while working (see the
+            module).
 
     Raises:
-        ValueError: the file is in use by another process (a sweep still running on it), was written by a
-            newer robustrl, or (read-only) does not exist.
+        ValueError: the file is in use by another process (another sweep running on it, or a process holding
+            it open for longer than a reader waits), was written by a newer robustrl, or (read-only) does not
+            exist.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, driver: bool = False) -> None:
         try:
-            import duckdb
+            import duckdb  # noqa: F401
         except ImportError as err:
             raise ValueError("the study store needs DuckDB: pip install 'robustrl[studies]'") from err
 
@@ -175,30 +193,81 @@ class StudyStore:
         self.path = p / STORE_FILE if p.is_dir() or p.suffix != ".duckdb" else p
         if read_only and not self.path.is_file():
             raise ValueError(f"no study store {str(self.path)!r}: run robustrl sweep SPEC --out {self.path.parent}")
+        if read_only and driver:
+            raise ValueError("a read-only store cannot be a sweep's driver")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as err:
-            raise ValueError(
-                f"study store {str(self.path)!r} cannot be opened ({err}); a sweep may still be running on it"
-            ) from err
         self.read_only = read_only
-        if not read_only:
-            self._con.execute(_SCHEMA)
-            self._con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        version = self.meta().get("schema_version")
+        self.driver = driver
+        self._con: Any = None
+        self._lock: Any = None
+        self._last_use = time.monotonic()
+        if driver:
+            self._lock = _sweep_lock(self.path)
+            self.driver = self._lock is not None  # without OS file locks the DuckDB file stays open (and locked)
+        try:
+            if not self.driver:
+                self._con = self._connect(wait_s=READER_WAIT_S)
+            if not read_only:
+                with self._use() as con:
+                    con.execute(_SCHEMA)
+                    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            version = self.meta().get("schema_version")
+        except BaseException:
+            self.close()
+            raise
         if version is not None and int(version) > SCHEMA_VERSION:
             self.close()
             raise ValueError(f"study store {str(self.path)!r} has schema {version}, newer than this robustrl reads")
 
+    def _connect(self, *, wait_s: float | None) -> Any:
+        """A DuckDB connection; waits for the file while another process has it open (``None``: no limit)."""
+        import duckdb
+
+        start = time.monotonic()
+        delay, warned = 0.02, start
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.Error as err:
+                waited = time.monotonic() - start
+                if "lock" not in str(err).lower() or (wait_s is not None and waited >= wait_s):
+                    raise ValueError(
+                        f"study store {str(self.path)!r} cannot be opened ({err}); a sweep may still be running on it"
+                    ) from err
+                if time.monotonic() - warned >= 30.0:
+                    warned = time.monotonic()
+                    logger.warning("waiting %.0f s for %s: another process has it open", waited, self.path)
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
+
+    @contextmanager
+    def _use(self) -> Iterator[Any]:
+        """The open connection; the driver opens one when it has none (kept until :meth:`release_if_idle`)."""
+        if self._con is None:
+            if not self.driver:
+                raise ValueError(f"study store {str(self.path)!r} is closed")
+            self._con = self._connect(wait_s=None)
+        try:
+            yield self._con
+        finally:
+            self._last_use = time.monotonic()
+
+    def release_if_idle(self, idle_s: float = DRIVER_IDLE_S) -> None:
+        """The driver closes the file after ``idle_s`` without an operation, so that readers can open it."""
+        if self.driver and self._con is not None and time.monotonic() - self._last_use >= idle_s:
+            self._con.close()
+            self._con = None
+
     # ------------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        con = getattr(self, "_con", None)
+        """Close the file and let go of the sweep lock (idempotent)."""
+        con, self._con = self._con, None
         if con is not None:
             con.close()
-            self._con = None  # type: ignore[assignment]
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()  # closing the descriptor releases the OS lock
 
     def __enter__(self) -> StudyStore:
         return self
@@ -208,22 +277,23 @@ class StudyStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        with self._use() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     # ------------------------------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
         """The ``meta`` table as a dict."""
-        try:
-            return dict(self._con.execute("SELECT key, value FROM meta").fetchall())
-        except Exception:  # a read-only store written before the table existed
-            return {}
+        with self._use() as con:
+            try:
+                return dict(con.execute("SELECT key, value FROM meta").fetchall())
+            except Exception:  # a read-only store written before the table existed
+                return {}
 
     def sync(self, study: Study, *, rerun_failed: bool = True) -> dict[str, CellRecord]:
         """Record the study's cells before a sweep; returns every active cell's record by hash.
@@ -302,7 +372,8 @@ class StudyStore:
     def records(self, *, active_only: bool = True) -> list[CellRecord]:
         """Cells (of the latest spec unless ``active_only`` is False), in insertion order."""
         where = " WHERE active" if active_only else ""
-        rows = self._con.execute(f"SELECT {_CELL_COLUMNS} FROM cells{where} ORDER BY created_at, rowid").fetchall()
+        with self._use() as con:
+            rows = con.execute(f"SELECT {_CELL_COLUMNS} FROM cells{where} ORDER BY created_at, rowid").fetchall()
         return [_record(r) for r in rows]
 
     def rows(self, *, active_only: bool = True) -> list[StoredRow]:
@@ -314,14 +385,17 @@ class StudyStore:
             "ORDER BY c.created_at, c.rowid, r.row_index"
         )
         out = []
-        for h, stage, labels, *row in self._con.execute(query).fetchall():
+        with self._use() as con:
+            fetched = con.execute(query).fetchall()
+        for h, stage, labels, *row in fetched:
             out.append(StoredRow(h, stage, json.loads(labels), ResultRow(*_nan(row))))
         return out
 
     def counts(self, *, active_only: bool = True) -> dict[str, int]:
         """Number of cells per status."""
         where = " WHERE active" if active_only else ""
-        return dict(self._con.execute(f"SELECT status, count(*) FROM cells{where} GROUP BY status").fetchall())
+        with self._use() as con:
+            return dict(con.execute(f"SELECT status, count(*) FROM cells{where} GROUP BY status").fetchall())
 
     def export_parquet(self, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``cells.parquet`` and ``results.parquet`` into ``folder`` (each atomically); returns both paths."""
@@ -333,12 +407,36 @@ class StudyStore:
             fd, tmp = tempfile.mkstemp(prefix=f".{table}.", suffix=".parquet.tmp", dir=out)
             os.close(fd)
             try:
-                self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{_sql_path(tmp)}' (FORMAT parquet)")
+                with self._use() as con:
+                    con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{_sql_path(tmp)}' (FORMAT parquet)")
                 os.replace(tmp, target)
             finally:
                 Path(tmp).unlink(missing_ok=True)
             paths.append(target)
         return paths[0], paths[1]
+
+
+def _sweep_lock(path: Path) -> Any:
+    """The open lock file of the study at ``path``, locked for this process; refused while a sweep holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks: the driver keeps the DuckDB file open instead (DuckDB locks it)
+        return None
+    lock_path = path.with_name(path.name + _LOCK_SUFFIX)
+    f = open(lock_path, "a+")  # held until the store closes
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise ValueError(f"study store {str(path)!r} is in use by another sweep ({holder}); a sweep may still be "
+                         "running on it") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def _row_values(row: Sequence[Any]) -> list[Any]:

@@ -347,7 +347,7 @@ def sweep(
     interrupted = True
     try:
         plan = plan_sweep(study, root, parallel=executor.capacity, selected=selected)
-        with StudyStore(root / STORE_FILE) as store:
+        with StudyStore(root / STORE_FILE, driver=True) as store:
             records = store.sync(study, rerun_failed=rerun_failed)
             driver = _Driver(study, root, store, executor, retries)
             total = driver.prepare(records, rerun_failed, selected)
@@ -360,6 +360,7 @@ def sweep(
                     bar.update(driver.submit_ready())
                     if not driver.running:
                         continue
+                    store.release_if_idle()  # readers (results, report) may open the file between writes
                     for outcome in executor.wait(_POLL_S):
                         bar.update(driver.receive(outcome))
                     bar.set_postfix(running=len(driver.running), failed=driver.result["failed"], refresh=False)
