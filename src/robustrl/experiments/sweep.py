@@ -13,12 +13,15 @@ changed cells (new hashes); cells of earlier specs stay in the store, marked ina
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from robustrl.common.progress import progress_bar
 from robustrl.experiments.cells import Cell, Study
@@ -226,6 +229,11 @@ def _artefact_ok(root: Path, cell: Cell) -> bool:
     return (root / cell.result_path).is_file()
 
 
+def _labels(cell: Cell) -> str:
+    """``key=value`` labels of a cell for a log line (``method=sa-reg seed=0``)."""
+    return " ".join(f"{k}={v}" for k, v in sorted(cell.labels.items()))
+
+
 def _first_line(error: str | None) -> str:
     return (error or "unknown error").strip().splitlines()[0][:300]
 
@@ -280,6 +288,8 @@ class _Driver:
                 self.attempts[h] = self.attempts.get(h, 0) + 1
                 self.store.mark_running(h, self.attempts[h])
                 self.executor.submit(h, self.cells[h].task())
+                cell = self.cells[h]
+                logger.debug("started: %s %s (attempt %d)", cell.stage, _labels(cell), self.attempts[h])
                 self.running.add(h)
                 self.status[h] = "running"
             else:
@@ -296,7 +306,7 @@ class _Driver:
                                    host=outcome["host"])  # fmt: skip
             self.status[h] = "done"
             self.result["ran"] += 1
-            logger.debug("cell %s (%s) done in %.1f s", h, self.cells[h].stage, outcome["seconds"])
+            logger.info("done: %s %s in %.0f s", self.cells[h].stage, _labels(self.cells[h]), outcome["seconds"])
             return 1
         error = outcome["error"] or "unknown error"
         if self.attempts[h] <= self.retries:
@@ -355,15 +365,18 @@ def sweep(
                         len(study.cells), executor.name, executor.capacity)  # fmt: skip
             bar = progress_bar(total=total, unit="cell", desc=f"sweep {study.spec.name}", disable=not progress,
                                smoothing=0)
+            # log lines (a cell done, one failed) print above the bar instead of through it
+            redirect = logging_redirect_tqdm() if progress else contextlib.nullcontext()
             try:
-                while driver.waiting or driver.running:
-                    bar.update(driver.submit_ready())
-                    if not driver.running:
-                        continue
-                    store.release_if_idle()  # readers (results, report) may open the file between writes
-                    for outcome in executor.wait(_POLL_S):
-                        bar.update(driver.receive(outcome))
-                    bar.set_postfix(running=len(driver.running), failed=driver.result["failed"], refresh=False)
+                with redirect:
+                    while driver.waiting or driver.running:
+                        bar.update(driver.submit_ready())
+                        if not driver.running:
+                            continue
+                        store.release_if_idle()  # readers (results, report) may open the file between writes
+                        for outcome in executor.wait(_POLL_S):
+                            bar.update(driver.receive(outcome))
+                        bar.set_postfix(running=len(driver.running), failed=driver.result["failed"], refresh=False)
             finally:
                 bar.close()
         interrupted = False
