@@ -367,6 +367,7 @@ def sweep(
                                smoothing=0)
             # log lines (a cell done, one failed) print above the bar instead of through it
             redirect = logging_redirect_tqdm() if progress else contextlib.nullcontext()
+            drawn = time.monotonic()
             try:
                 with redirect:
                     while driver.waiting or driver.running:
@@ -377,6 +378,9 @@ def sweep(
                         for outcome in executor.wait(_POLL_S):
                             bar.update(driver.receive(outcome))
                         bar.set_postfix(running=len(driver.running), failed=driver.result["failed"], refresh=False)
+                        if progress and time.monotonic() - drawn >= bar.mininterval:  # the clock moves in long cells
+                            bar.refresh()
+                            drawn = time.monotonic()
             finally:
                 bar.close()
         interrupted = False
