@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import duckdb
@@ -22,13 +23,16 @@ from robustrl.experiments.cells import load_study
 from robustrl.experiments.cli import ResultsConfig, SweepConfig, run_results, run_sweep
 
 
-def test_sweep_runs_every_cell_once_then_only_new_cells(tmp_path):
+def test_sweep_runs_every_cell_once_then_only_new_cells(tmp_path, caplog):
     spec = tiny_spec(tmp_path / "tiny.toml")
     out = tmp_path / "study"
-    res = run_sweep(SweepConfig(spec, out, workers=2, progress=False))
+    with caplog.at_level(logging.INFO, logger="robustrl.experiments.sweep"):
+        res = run_sweep(SweepConfig(spec, out, workers=2, progress=True))
     assert (res.ran, res.failed, res.skipped) == (12, 0, 0) and res.complete
     check_exactly_once(out, load_study(spec))
     assert "12 run now" in str(res)
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: ")]
+    assert len(done) == 12 and any(m.startswith("done: train ") and "seed=1" in m for m in done)
 
     again = run_sweep(SweepConfig(spec, out, workers=0, progress=False))
     assert again.ran == 0 and again.plan.to_run == 0
