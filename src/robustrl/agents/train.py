@@ -58,7 +58,8 @@ from robustrl.common.seeding import check_seed, derive_seed
 from robustrl.defenses.registry import DefenseName, defense_hooks, defense_name, resolve_defense
 from robustrl.defenses.smoothing import SmoothingConfig, check_sigma, smoothing_transform
 from robustrl.envs import NATIVE_ENVS, UniformParamSampler, VecEnv, make_env
-from robustrl.results import EvalRecord, TrainResult
+from robustrl.envs.episode_stats import EpisodeStats
+from robustrl.results import EvalRecord, TrainPoint, TrainResult
 from robustrl.rollout import rollout
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ ALGORITHMS: dict[str, tuple[Callable[..., Any], type[Any], dict[str, Any]]] = {
 constructor builds :class:`~robustrl.agents.recurrent_ppo.RecurrentPPO` when ``lstm_size > 0``)."""
 
 _COMMON_FIELDS = ("num_envs", "total_steps")
+_CURVE_POINTS = 100
+"""A run's ``train_curve`` keeps between this many and twice this many evenly spaced points."""
 
 __all__ = ["ALGORITHMS", "EvalRecord", "TrainConfig", "TrainResult", "apply_overrides", "make_run_env",
            "resolve_algo_config", "resolve_defense_config", "train"]
@@ -334,7 +337,7 @@ def train(cfg: TrainConfig, *, make_agent: AgentFactory | None = None) -> TrainR
     parse_param_ranges(cfg.env_randomize)
     eval_n = cfg.eval_episodes if cfg.env in NATIVE_ENVS and cfg.backend != "gymnasium" else min(cfg.eval_episodes, 8)
     with contextlib.ExitStack() as stack:
-        env = make_run_env(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10))
+        env = EpisodeStats(make_run_env(cfg, algo_cfg.num_envs, _child_seed(cfg.seed, 10)))  # training returns
         stack.callback(env.close)
         eval_env = make_run_env(cfg, eval_n, _child_seed(cfg.seed, 11), randomize=False)  # evaluate at nominal params
         stack.callback(eval_env.close)
@@ -352,7 +355,7 @@ def train(cfg: TrainConfig, *, make_agent: AgentFactory | None = None) -> TrainR
         if run_dir is not None and checkpoint is None:
             write_json(run_dir / "config.json", meta)
         sigma = defense.sigma if isinstance(defense, SmoothingConfig) else 0.0
-        return _loop(cfg, algo_cfg, sigma, agent, eval_env, metrics, run_dir, meta, checkpoint)
+        return _loop(cfg, algo_cfg, sigma, agent, eval_env, metrics, run_dir, meta, checkpoint, env)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -366,16 +369,21 @@ def _loop(
     run_dir: Path | None,
     meta: dict[str, Any],
     checkpoint: dict[str, Any] | None,
+    stats: EpisodeStats,
 ) -> TrainResult:
     from robustrl.policies import save_policy
 
     total = algo_cfg.total_steps
     history: list[EvalRecord] = []
+    curve: list[TrainPoint] = []
+    seen_episodes, ticks, stride = 0, 0, 1  # iterations that ended episodes; every stride-th is a curve point
     eval_time = 0.0
     next_eval = cfg.eval_every if cfg.eval_every > 0 else total
     earlier = 0.0  # seconds of the run before a resumption
     if checkpoint is not None:
         history = [EvalRecord(**r) for r in checkpoint["history"]]
+        curve = [TrainPoint(**p) for p in checkpoint.get("train_curve", ())]
+        ticks, stride = checkpoint.get("train_curve_ticks", 0), checkpoint.get("train_curve_stride", 1)
         next_eval = int(checkpoint["next_eval"])
         earlier, eval_time = float(checkpoint["wall_time"]), float(checkpoint["eval_time"])
     start = time.perf_counter() - earlier
@@ -418,6 +426,8 @@ def _loop(
             write_json(run_dir / "eval.json", records)
             save_checkpoint(run_dir / "checkpoint.pt", {
                 "run_id": meta["run_id"], "learner": learner_state(agent), "history": records,
+                "train_curve": [dataclasses.asdict(p) for p in curve], "train_curve_ticks": ticks,
+                "train_curve_stride": stride,
                 "next_eval": next_eval, "wall_time": time.perf_counter() - start, "eval_time": eval_time,
             })
         target = rec.mean_return if rec.noisy_mean_return is None else rec.noisy_mean_return
@@ -430,6 +440,15 @@ def _loop(
             train_metrics = agent.iterate()
             dt = time.perf_counter() - t_iter
             train_metrics["time/steps_per_second"] = (agent.steps - before) / max(dt, 1e-9)
+            recent = stats.recent()
+            if recent is not None and stats.finished > seen_episodes:  # episodes ended in this iteration
+                seen_episodes = stats.finished
+                train_metrics["train/episode_return"], train_metrics["train/episode_length"] = recent
+                ticks += 1
+                if ticks % stride == 0:  # evenly spaced: at twice the points, every other one goes
+                    curve.append(TrainPoint(agent.steps, *recent))
+                    if len(curve) >= 2 * _CURVE_POINTS:
+                        curve, stride = curve[1::2], 2 * stride
             metrics.log(agent.steps, train_metrics)
             bar.update(agent.steps - before)
             if agent.steps >= next_eval or agent.steps >= total:
@@ -451,6 +470,7 @@ def _loop(
         train_time=wall - eval_time,
         stopped_early=stopped,
         history=tuple(history),
+        train_curve=tuple(curve),
         config={k: v for k, v in meta.items() if k not in ("provenance", "run_id")},
         provenance=meta["provenance"],
         last_train_metrics=metrics.latest,

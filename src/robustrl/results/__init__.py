@@ -23,7 +23,7 @@ from robustrl.results.dynamics import DynamicsResult, GridAxis
 from robustrl.results.evaluation import CleanRun, EvaluationResult, StrongestCurve, ThreatCurve, threat_label
 from robustrl.results.load import RESULT_TYPES, load_result
 from robustrl.results.runs import check_finished_run, is_run_folder
-from robustrl.results.train import EvalRecord, TrainResult
+from robustrl.results.train import EvalRecord, TrainPoint, TrainResult
 
 __all__ = [
     "CERTIFIED_THREAT",
@@ -39,6 +39,7 @@ __all__ = [
     "ResultRow",
     "StrongestCurve",
     "ThreatCurve",
+    "TrainPoint",
     "TrainResult",
     "check_finished_run",
     "is_run_folder",

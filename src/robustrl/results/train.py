@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from robustrl.results.base import MaybeNaN, Result, ResultRow, same_encoding
 
-__all__ = ["EvalRecord", "TrainResult"]
+__all__ = ["EvalRecord", "TrainPoint", "TrainResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +36,20 @@ class EvalRecord:
     """Mean episode length."""
     noisy_mean_return: MaybeNaN | None = None
     """Mean return with N(0, obs_noise²) observation noise (None when obs_noise = 0)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TrainPoint:
+    """The training episodes' returns at one point of a run (:class:`robustrl.envs.episode_stats.EpisodeStats`)."""
+
+    __eq__ = same_encoding
+
+    step: int
+    """Environment transitions collected so far."""
+    mean_return: float
+    """Mean return of the last finished training episodes (up to 100; the env's reward, as the learner played)."""
+    mean_length: float
+    """Their mean length."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +81,8 @@ class TrainResult(Result):
     """True when ``stop_at_return`` was reached before ``total_steps``."""
     history: tuple[EvalRecord, ...] = ()
     """Evaluations in order."""
+    train_curve: tuple[TrainPoint, ...] = ()
+    """The training episodes' mean return over the run, at most ~200 points (empty in runs before it existed)."""
     config: dict[str, Any] = field(default_factory=dict)
     """The resolved configs of the run (training, algorithm, defense)."""
     provenance: dict[str, Any] = field(default_factory=dict)
