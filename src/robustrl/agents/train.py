@@ -440,8 +440,8 @@ def _loop(
             train_metrics = agent.iterate()
             dt = time.perf_counter() - t_iter
             train_metrics["time/steps_per_second"] = (agent.steps - before) / max(dt, 1e-9)
-            recent = stats.recent()
-            if recent is not None and stats.finished > seen_episodes:  # episodes ended in this iteration
+            recent = stats.recent() if stats.finished > seen_episodes else None  # episodes ended in this iteration
+            if recent is not None:
                 seen_episodes = stats.finished
                 train_metrics["train/episode_return"], train_metrics["train/episode_length"] = recent
                 ticks += 1
